@@ -1,0 +1,14 @@
+/* cli.h — the `kz` command's subcommand table and shared helpers. */
+#ifndef KZ_CLI_H
+#define KZ_CLI_H
+
+/* Each subcommand gets argv starting at its own name and returns the
+ * process exit status: 0 success, 1 a negative result (a check failed),
+ * 2 usage or I/O error. */
+typedef int kz_cli_cmd_fn(int argc, char **argv);
+
+int kz_cli_sim(int argc, char **argv);     /* sim/cli_sim.c */
+int kz_cli_sip(int argc, char **argv);     /* impl/cli/cmd_sip.c */
+int kz_cli_bus(int argc, char **argv);     /* impl/cli/cmd_bus.c */
+
+#endif /* KZ_CLI_H */

@@ -1,0 +1,147 @@
+/* mem.c — counting allocator with failure injection and reference-counted objects. */
+#include "kz/mem.h"
+
+#include <assert.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every block starts with this header.  The union pads it to a multiple
+ * of max_align_t so the pointer handed out keeps malloc's alignment. */
+union kz_mem_hdr {
+  struct {
+    size_t size;           /* user bytes */
+    uint32_t magic;        /* KZ_MEM_MAGIC_PLAIN or KZ_MEM_MAGIC_OBJ */
+    uint32_t refs;         /* objects only */
+    kz_destructor_fn *dtor; /* objects only */
+  } h;
+  max_align_t align_;
+};
+
+#define KZ_MEM_MAGIC_PLAIN 0x6b7a6d31u /* "kzm1" */
+#define KZ_MEM_MAGIC_OBJ 0x6b7a6f31u   /* "kzo1" */
+#define KZ_MEM_MAGIC_DEAD 0xdeadb10cu
+
+/* The only mutable file-scope state allowed in impl/ (allow-listed in
+ * ci/guard.allow): process-wide allocation statistics for leak checks and
+ * failure injection.  Atomic so a multi-threaded test runner stays sane. */
+static _Atomic int64_t kz_mem_stat_live_blocks;
+static _Atomic uint64_t kz_mem_stat_alloc_count;
+static _Atomic int64_t kz_mem_stat_fail_countdown = -1;
+
+/* True when failure injection says this allocation must fail. */
+static int kz_mem_should_fail(void) {
+  int64_t c = atomic_load(&kz_mem_stat_fail_countdown);
+  while (c > 0 && !atomic_compare_exchange_weak(&kz_mem_stat_fail_countdown, &c, c - 1)) {
+  }
+  return c == 0;
+}
+
+static union kz_mem_hdr *hdr_of(const void *p) {
+  return (union kz_mem_hdr *)((char *)(uintptr_t)p - sizeof(union kz_mem_hdr));
+}
+
+static void *block_alloc(size_t size, uint32_t magic) {
+  if (size > SIZE_MAX - sizeof(union kz_mem_hdr)) return NULL;
+  if (kz_mem_should_fail()) return NULL;
+  union kz_mem_hdr *hd = calloc(1, sizeof(*hd) + size);
+  if (!hd) return NULL;
+  hd->h.size = size;
+  hd->h.magic = magic;
+  atomic_fetch_add(&kz_mem_stat_live_blocks, 1);
+  atomic_fetch_add(&kz_mem_stat_alloc_count, 1);
+  return hd + 1;
+}
+
+static void block_free(union kz_mem_hdr *hd) {
+  hd->h.magic = KZ_MEM_MAGIC_DEAD;
+  atomic_fetch_sub(&kz_mem_stat_live_blocks, 1);
+  free(hd);
+}
+
+void *kz_malloc(size_t size) { return block_alloc(size, KZ_MEM_MAGIC_PLAIN); }
+
+void *kz_calloc(size_t n, size_t size) {
+  if (size && n > SIZE_MAX / size) return NULL;
+  return block_alloc(n * size, KZ_MEM_MAGIC_PLAIN);
+}
+
+void *kz_realloc(void *p, size_t size) {
+  if (!p) return kz_malloc(size);
+  union kz_mem_hdr *hd = hdr_of(p);
+  assert(hd->h.magic == KZ_MEM_MAGIC_PLAIN && "kz_realloc on a non-kz_malloc block");
+  if (size > SIZE_MAX - sizeof(union kz_mem_hdr)) return NULL;
+  if (kz_mem_should_fail()) return NULL;
+  size_t old = hd->h.size;
+  union kz_mem_hdr *nh = realloc(hd, sizeof(*nh) + size);
+  if (!nh) return NULL;
+  if (size > old) memset((char *)(nh + 1) + old, 0, size - old);
+  nh->h.size = size;
+  /* Same block count; it is still one allocation done. */
+  atomic_fetch_add(&kz_mem_stat_alloc_count, 1);
+  return nh + 1;
+}
+
+void kz_free(void *p) {
+  if (!p) return;
+  union kz_mem_hdr *hd = hdr_of(p);
+  assert(hd->h.magic == KZ_MEM_MAGIC_PLAIN && "kz_free on a non-kz_malloc block (objects use kz_deref)");
+  block_free(hd);
+}
+
+char *kz_strndup(const char *s, size_t len) {
+  size_t n = 0;
+  while (n < len && s[n]) n++;
+  char *d = kz_malloc(n + 1);
+  if (!d) return NULL;
+  memcpy(d, s, n);
+  d[n] = 0;
+  return d;
+}
+
+char *kz_strdup(const char *s) { return kz_strndup(s, strlen(s)); }
+
+int64_t kz_mem_live_blocks(void) { return atomic_load(&kz_mem_stat_live_blocks); }
+
+uint64_t kz_mem_alloc_count(void) { return atomic_load(&kz_mem_stat_alloc_count); }
+
+void kz_mem_fail_after(int64_t k) { atomic_store(&kz_mem_stat_fail_countdown, k < 0 ? -1 : k); }
+
+void *kz_obj_alloc(size_t size, kz_destructor_fn *dtor) {
+  void *p = block_alloc(size, KZ_MEM_MAGIC_OBJ);
+  if (!p) return NULL;
+  union kz_mem_hdr *hd = hdr_of(p);
+  hd->h.refs = 1;
+  hd->h.dtor = dtor;
+  return p;
+}
+
+void *kz_ref(void *obj) {
+  if (!obj) return NULL;
+  union kz_mem_hdr *hd = hdr_of(obj);
+  assert(hd->h.magic == KZ_MEM_MAGIC_OBJ && "kz_ref on a non-object");
+  assert(hd->h.refs > 0 && hd->h.refs < UINT32_MAX);
+  hd->h.refs++;
+  return obj;
+}
+
+void *kz_deref(void *obj) {
+  if (!obj) return NULL;
+  union kz_mem_hdr *hd = hdr_of(obj);
+  assert(hd->h.magic == KZ_MEM_MAGIC_OBJ && "kz_deref on a non-object");
+  assert(hd->h.refs > 0);
+  if (--hd->h.refs > 0) return NULL;
+  if (hd->h.dtor) hd->h.dtor(obj);
+  /* A destructor must not resurrect the object. */
+  assert(hd->h.refs == 0);
+  block_free(hd);
+  return NULL;
+}
+
+uint32_t kz_refcount(const void *obj) {
+  if (!obj) return 0;
+  const union kz_mem_hdr *hd = hdr_of(obj);
+  assert(hd->h.magic == KZ_MEM_MAGIC_OBJ);
+  return hd->h.refs;
+}
