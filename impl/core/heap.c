@@ -48,9 +48,8 @@ void kz_heap_init(struct kz_heap *h) {
 }
 
 void kz_heap_free(struct kz_heap *h) {
-  /* Nodes still queued are told they are not, so a later
-   * kz_heap_node_queued on them stays truthful. */
-  for (size_t i = 0; i < h->len; i++) h->items[i]->index = SIZE_MAX;
+  /* Nodes still queued are not touched: their owners may already be
+   * gone (kz_env_deinit after a simulated crash frees the heap last). */
   kz_free(h->items);
   h->items = NULL;
   h->len = h->cap = 0;

@@ -320,8 +320,9 @@ void kz_udp_deliver(struct kz_udp *u, const struct kz_addr *from,
 
  * Allocates a stream in the OPEN state for an accepted connection with
  * the driver's `impl`, takes the driver's reference on it for the
- * driver, stores it in *out and then calls on_accept.  Returns 0 or
- * KZ_ENOMEM (nothing allocated; the driver should drop the connection). */
+ * driver, stores it in *out and then calls on_accept.  Returns 0,
+ * KZ_ENOMEM or KZ_ECLOSED (the listener was closed); on error nothing is
+ * allocated and the driver should drop the connection. */
 int kz_listener_deliver_accept(struct kz_listener *l, void *impl,
                                const struct kz_addr *local,
                                const struct kz_addr *peer,
