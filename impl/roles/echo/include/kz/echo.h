@@ -116,7 +116,7 @@ struct kz_echo_client_stats {
  * connecting the stream and starts its send timer.  Each message's tag
  * comes from the env PRNG sub-stream "echo-client".  *out is the
  * caller's; release it with kz_echo_client_free.  Returns 0, KZ_EINVAL
- * (no env/cfg, count 0 with no transport), KZ_ENOMEM, or the error of
+ * (no env/cfg, or neither server address set), KZ_ENOMEM, or the error of
  * kz_udp_bind / kz_stream_connect. */
 int kz_echo_client_new(struct kz_echo_client **out, struct kz_env *env,
                        const struct kz_echo_client_cfg *cfg);
