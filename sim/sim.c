@@ -1,0 +1,456 @@
+/* sim.c — the simulator core: the event queue and clock, hosts, processes, links, crash and restart. */
+#include <string.h>
+
+#include "kz/error.h"
+#include "kz/mem.h"
+#include "sim_internal.h"
+
+/* ------------------------------------------------------------------ */
+/* Event queue */
+
+void kz_sim_fail(struct kz_sim *sim, int err) {
+  if (!sim->failed) sim->failed = err;
+}
+
+int kz_sim_schedule(struct kz_sim *sim, struct sim_event *ev, uint64_t t) {
+  if (t < sim->now) t = sim->now; /* the past is gone: fire next */
+  int rc = kz_heap_push(&sim->queue, &ev->node, t);
+  if (rc) kz_sim_fail(sim, rc);
+  return rc;
+}
+
+void kz_sim_unschedule(struct kz_sim *sim, struct sim_event *ev) {
+  kz_heap_remove(&sim->queue, &ev->node);
+}
+
+int kz_sim_step(struct kz_sim *sim) {
+  if (sim->failed) return sim->failed;
+  struct kz_heap_node *n = kz_heap_pop(&sim->queue);
+  if (!n) return 0;
+  struct sim_event *ev = KZ_CONTAINER_OF(n, struct sim_event, node);
+  sim->now = n->key; /* virtual time jumps to the event */
+  sim->stats.events++;
+  ev->fire(sim, ev);
+  return sim->failed ? sim->failed : 1;
+}
+
+int kz_sim_run_until(struct kz_sim *sim, uint64_t t_ns) {
+  for (;;) {
+    if (sim->failed) return sim->failed;
+    struct kz_heap_node *n = kz_heap_peek(&sim->queue);
+    if (!n || n->key > t_ns) break;
+    int rc = kz_sim_step(sim);
+    if (rc < 0) return rc;
+  }
+  if (t_ns > sim->now) sim->now = t_ns;
+  return 0;
+}
+
+int kz_sim_run_for(struct kz_sim *sim, uint64_t ns) {
+  uint64_t t = sim->now + ns < sim->now ? UINT64_MAX : sim->now + ns;
+  return kz_sim_run_until(sim, t);
+}
+
+uint64_t kz_sim_now(const struct kz_sim *sim) { return sim->now; }
+
+size_t kz_sim_pending_events(const struct kz_sim *sim) { return kz_heap_len(&sim->queue); }
+
+uint64_t kz_sim_next_event_time(const struct kz_sim *sim) {
+  struct kz_heap_node *n = kz_heap_peek(&sim->queue);
+  return n ? n->key : UINT64_MAX;
+}
+
+void kz_sim_stats(const struct kz_sim *sim, struct kz_sim_stats *out) {
+  *out = sim->stats;
+}
+
+uint64_t kz_sim_seed(const struct kz_sim *sim) { return sim->seed; }
+
+/* User callbacks scheduled with kz_sim_at. */
+struct sim_user_ev {
+  struct sim_event ev;
+  kz_sim_event_fn *fn;
+  void *arg;
+};
+
+static void user_ev_fire(struct kz_sim *sim, struct sim_event *ev) {
+  struct sim_user_ev *u = KZ_CONTAINER_OF(ev, struct sim_user_ev, ev);
+  kz_sim_event_fn *fn = u->fn;
+  void *arg = u->arg;
+  kz_free(u);
+  fn(sim, arg);
+}
+
+static void user_ev_discard(struct kz_sim *sim, struct sim_event *ev) {
+  kz_free(KZ_CONTAINER_OF(ev, struct sim_user_ev, ev));
+}
+
+int kz_sim_at(struct kz_sim *sim, uint64_t t_ns, kz_sim_event_fn *fn, void *arg) {
+  struct sim_user_ev *u = kz_calloc(1, sizeof *u);
+  if (!u) return KZ_ENOMEM;
+  kz_heap_node_init(&u->ev.node);
+  u->ev.fire = user_ev_fire;
+  u->ev.discard = user_ev_discard;
+  u->fn = fn;
+  u->arg = arg;
+  /* Not kz_sim_schedule: a failed kz_sim_at is reported to the caller, it
+   * does not poison the run. */
+  int rc = kz_heap_push(&sim->queue, &u->ev.node, t_ns < sim->now ? sim->now : t_ns);
+  if (rc) kz_free(u);
+  return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Life cycle */
+
+int kz_sim_new(struct kz_sim **out, uint64_t seed) {
+  struct kz_sim *sim = kz_calloc(1, sizeof *sim);
+  if (!sim) return KZ_ENOMEM;
+  sim->seed = seed;
+  kz_heap_init(&sim->queue);
+  kz_prng_derive(&sim->net_prng, seed, "net");
+  kz_map_init(&sim->hosts_by_ip, 0x6b7a5f6970ULL, false);
+  kz_map_init(&sim->links, 0x6b7a5f6c6eULL, false);
+  sim->default_link.latency_ns = KZ_SIM_DEFAULT_LATENCY_NS;
+  sim->connect_timeout_ns = KZ_SIM_DEFAULT_CONNECT_TIMEOUT_NS;
+  sim->log_level = KZ_LOG_INFO;
+  kz_buf_init(&sim->line);
+  kz_buf_init(&sim->trace_mem);
+  *out = sim;
+  return 0;
+}
+
+static void proc_stop(struct kz_sim_proc *p, bool traced);
+
+void kz_sim_free(struct kz_sim *sim) {
+  if (!sim) return;
+  /* Teardown is not part of the run: nothing more reaches the trace. */
+  sim->trace_file = NULL;
+  sim->trace_keep = false;
+  sim->trace_off = true;
+  /* Stop processes first, with their hosts marked crashing, so their
+   * teardown sends nothing into a simulator that is going away. */
+  for (size_t i = 0; i < sim->n_hosts; i++) {
+    struct kz_sim_host *h = sim->hosts[i];
+    h->crashing = true;
+    for (size_t j = 0; j < h->n_procs; j++) proc_stop(h->procs[j], false);
+  }
+  struct kz_heap_node *n;
+  while ((n = kz_heap_pop(&sim->queue))) {
+    struct sim_event *ev = KZ_CONTAINER_OF(n, struct sim_event, node);
+    ev->discard(sim, ev);
+  }
+  kz_sim_net_free(sim);
+  for (size_t i = 0; i < sim->n_hosts; i++) {
+    struct kz_sim_host *h = sim->hosts[i];
+    for (size_t j = 0; j < h->n_procs; j++) kz_free(h->procs[j]);
+    kz_free(h->procs);
+    kz_sim_net_host_free(h);
+    kz_sim_fs_host_free(h);
+    kz_free(h);
+  }
+  kz_free(sim->hosts);
+  kz_map_free(&sim->hosts_by_ip);
+  size_t pos = 0;
+  const void *k;
+  size_t kl;
+  void *v;
+  while (kz_map_next(&sim->links, &pos, &k, &kl, &v)) kz_free(v);
+  kz_map_free(&sim->links);
+  kz_heap_free(&sim->queue);
+  kz_sim_trace_free(sim);
+  kz_free(sim);
+}
+
+void kz_sim_set_log_level(struct kz_sim *sim, int level) { sim->log_level = level; }
+
+/* ------------------------------------------------------------------ */
+/* Hosts */
+
+static bool name_ok(const char *s, size_t max, bool strict) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 || n > max) return false;
+  for (size_t i = 0; i < n; i++) {
+    char c = s[i];
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (strict && !ok) return false;
+    /* Host names appear in trace strings and env names: keep them
+     * printable and free of the separators we use. */
+    if (!strict && (c <= ' ' || c >= 0x7f || c == '/' || c == '"' || c == '\\')) return false;
+    if (strict && i == 0 && c == '.') return false;
+  }
+  return true;
+}
+
+int kz_sim_host_add(struct kz_sim *sim, const char *name, const struct kz_addr *addr,
+                    struct kz_sim_host **out) {
+  if (!name_ok(name, 31, false) || !addr || addr->family != 4 || kz_addr_v4_host(addr) == 0)
+    return KZ_EINVAL;
+  if (kz_sim_host_find(sim, name) || kz_sim_host_by_ip(sim, addr)) return KZ_EEXIST;
+  struct kz_sim_host *h = kz_calloc(1, sizeof *h);
+  struct kz_sim_host **nh = kz_realloc(sim->hosts, (sim->n_hosts + 1) * sizeof *nh);
+  if (!h || !nh) {
+    kz_free(h);
+    return KZ_ENOMEM;
+  }
+  sim->hosts = nh;
+  h->sim = sim;
+  h->id = (uint32_t)sim->n_hosts;
+  memcpy(h->name, name, strlen(name) + 1);
+  h->addr = *addr;
+  h->addr.port = 0;
+  h->up = true;
+  char pname[80];
+  snprintf(pname, sizeof pname, "host:%s", name);
+  kz_prng_derive(&h->prng, sim->seed, pname);
+  kz_sim_net_host_init(h);
+  kz_map_init(&h->files, 0x6b7a5f6673ULL, false);
+  if (kz_map_put(&sim->hosts_by_ip, h->addr.ip, 4, h, NULL) != 0) {
+    kz_sim_net_host_free(h);
+    kz_map_free(&h->files);
+    kz_free(h);
+    return KZ_ENOMEM;
+  }
+  sim->hosts[sim->n_hosts++] = h;
+  kz_sim_tr_begin(sim, "host_add");
+  kz_sim_tr_who(sim, h, NULL);
+  kz_sim_tr_addr(sim, "addr", &h->addr);
+  kz_sim_tr_end(sim);
+  if (out) *out = h;
+  return 0;
+}
+
+struct kz_sim_host *kz_sim_host_find(const struct kz_sim *sim, const char *name) {
+  for (size_t i = 0; i < sim->n_hosts; i++)
+    if (!strcmp(sim->hosts[i]->name, name)) return sim->hosts[i];
+  return NULL;
+}
+
+struct kz_sim_host *kz_sim_host_by_ip(const struct kz_sim *sim, const struct kz_addr *a) {
+  if (a->family != 4) return NULL;
+  return kz_map_get(&sim->hosts_by_ip, a->ip, 4, NULL);
+}
+
+const char *kz_sim_host_name(const struct kz_sim_host *h) { return h->name; }
+struct kz_addr kz_sim_host_addr(const struct kz_sim_host *h) { return h->addr; }
+bool kz_sim_host_is_up(const struct kz_sim_host *h) { return h->up; }
+void kz_sim_host_set_clock_skew(struct kz_sim_host *h, int64_t skew_ns) {
+  h->clock_skew_ns = skew_ns;
+}
+
+/* ------------------------------------------------------------------ */
+/* Links */
+
+static void link_key(uint8_t key[8], const struct kz_sim_host *from, const struct kz_sim_host *to) {
+  for (int i = 0; i < 4; i++) {
+    key[i] = (uint8_t)(from->id >> (24 - 8 * i));
+    key[4 + i] = (uint8_t)(to->id >> (24 - 8 * i));
+  }
+}
+
+static const struct sim_link *link_get(const struct kz_sim *sim, const struct kz_sim_host *from,
+                                       const struct kz_sim_host *to) {
+  if (!from || !to) return &sim->default_link;
+  uint8_t key[8];
+  link_key(key, from, to);
+  const struct sim_link *l = kz_map_get(&sim->links, key, sizeof key, NULL);
+  return l ? l : &sim->default_link;
+}
+
+int kz_sim_link_set_latency(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                            uint64_t ns) {
+  if (!from || !to || from->sim != sim || to->sim != sim) return KZ_EINVAL;
+  uint8_t key[8];
+  link_key(key, from, to);
+  struct sim_link *l = kz_map_get(&sim->links, key, sizeof key, NULL);
+  if (!l) {
+    l = kz_calloc(1, sizeof *l);
+    if (!l) return KZ_ENOMEM;
+    *l = sim->default_link;
+    if (kz_map_put(&sim->links, key, sizeof key, l, NULL) != 0) {
+      kz_free(l);
+      return KZ_ENOMEM;
+    }
+  }
+  l->latency_ns = ns;
+  kz_sim_tr_begin(sim, "link");
+  kz_sim_tr_str(sim, "from", from->name);
+  kz_sim_tr_str(sim, "to", to->name);
+  kz_sim_tr_u64(sim, "latency", ns);
+  kz_sim_tr_end(sim);
+  return 0;
+}
+
+uint64_t kz_sim_link_latency(const struct kz_sim *sim, const struct kz_sim_host *from,
+                             const struct kz_sim_host *to) {
+  return link_get(sim, from, to)->latency_ns;
+}
+
+uint64_t kz_sim_latency(const struct kz_sim *sim, const struct kz_sim_host *from,
+                     const struct kz_sim_host *to) {
+  return link_get(sim, from, to)->latency_ns;
+}
+
+void kz_sim_set_default_latency(struct kz_sim *sim, uint64_t ns) {
+  sim->default_link.latency_ns = ns;
+}
+
+void kz_sim_set_connect_timeout(struct kz_sim *sim, uint64_t ns) { sim->connect_timeout_ns = ns; }
+
+/* ------------------------------------------------------------------ */
+/* Processes */
+
+static void proc_timer_discard(struct kz_sim *sim, struct sim_event *ev) {
+  (void)sim;
+  (void)ev; /* embedded in its process */
+}
+
+/* Releases what a dead process held.  Returns the number of handles the
+ * app forgot to close. */
+static size_t proc_release(struct kz_sim_proc *p) {
+  size_t reclaimed = kz_sim_net_reclaim(p) + kz_sim_fs_reclaim(p);
+  kz_sim_unschedule(p->host->sim, &p->timer_ev);
+  if (p->env_live) {
+    kz_env_deinit(&p->env);
+    p->env_live = false;
+  }
+  return reclaimed;
+}
+
+static int proc_start(struct kz_sim_proc *p) {
+  struct kz_sim_host *h = p->host;
+  struct kz_sim *sim = h->sim;
+  /* A fresh seed per boot, derived by name: restarts draw new values,
+   * and neither depends on any other component's draws. */
+  char sname[160];
+  snprintf(sname, sizeof sname, "env:%s/%s#%llu", h->name, p->name,
+           (unsigned long long)p->boot);
+  struct kz_prng g;
+  kz_prng_derive(&g, sim->seed, sname);
+  uint64_t seed = kz_prng_next(&g);
+  char ename[64];
+  snprintf(ename, sizeof ename, "%s/%s", h->name, p->name);
+  int rc = kz_env_init(&p->env, &kz_sim_env_ops, p, ename, seed);
+  if (rc) return rc;
+  p->env.log_level = sim->log_level;
+  p->env_live = true;
+  p->running = true;
+  p->boot++;
+  kz_sim_tr_begin(sim, "start");
+  kz_sim_tr_who(sim, h, p);
+  kz_sim_tr_str(sim, "app", p->app->name ? p->app->name : "");
+  kz_sim_tr_u64(sim, "boot", p->boot);
+  kz_sim_tr_hex64(sim, "env_seed", seed);
+  kz_sim_tr_end(sim);
+  void *inst = NULL;
+  rc = p->app->start(&p->env, p->cfg, &inst);
+  if (rc) {
+    p->running = false;
+    h->crashing = true; /* whatever it opened goes away silently */
+    size_t leaked = proc_release(p);
+    h->crashing = false;
+    kz_sim_tr_begin(sim, "start_failed");
+    kz_sim_tr_who(sim, h, p);
+    kz_sim_tr_err(sim, "err", rc);
+    kz_sim_tr_u64(sim, "reclaimed", leaked);
+    kz_sim_tr_end(sim);
+    return rc;
+  }
+  p->instance = inst;
+  return 0;
+}
+
+/* Kills a running process: app stop, leftovers reclaimed.  The host is
+ * marked crashing by the caller, so nothing leaves it meanwhile. */
+static void proc_stop(struct kz_sim_proc *p, bool traced) {
+  if (!p->running) return;
+  struct kz_sim *sim = p->host->sim;
+  p->running = false; /* deadline changes during stop are ignored */
+  void *inst = p->instance;
+  p->instance = NULL;
+  if (p->app->stop && inst) p->app->stop(inst);
+  size_t leaked = proc_release(p);
+  if (traced) {
+    kz_sim_tr_begin(sim, "stop");
+    kz_sim_tr_who(sim, p->host, p);
+    kz_sim_tr_u64(sim, "reclaimed", leaked);
+    kz_sim_tr_end(sim);
+  }
+}
+
+int kz_sim_proc_add(struct kz_sim_host *h, const char *name, const struct kz_sim_app *app,
+                    const void *cfg, struct kz_sim_proc **out) {
+  if (!name_ok(name, 31, true) || !app || !app->start) return KZ_EINVAL;
+  for (size_t i = 0; i < h->n_procs; i++)
+    if (!strcmp(h->procs[i]->name, name)) return KZ_EEXIST;
+  struct kz_sim_proc *p = kz_calloc(1, sizeof *p);
+  struct kz_sim_proc **np = kz_realloc(h->procs, (h->n_procs + 1) * sizeof *np);
+  if (!p || !np) {
+    kz_free(p);
+    return KZ_ENOMEM;
+  }
+  h->procs = np;
+  p->host = h;
+  memcpy(p->name, name, strlen(name) + 1);
+  p->app = app;
+  p->cfg = cfg;
+  kz_heap_node_init(&p->timer_ev.node);
+  p->timer_ev.fire = kz_sim_proc_timer_fire;
+  p->timer_ev.discard = proc_timer_discard;
+  if (h->up) {
+    int rc = proc_start(p);
+    if (rc) {
+      kz_free(p);
+      return rc;
+    }
+  }
+  h->procs[h->n_procs++] = p;
+  if (out) *out = p;
+  return 0;
+}
+
+void *kz_sim_proc_instance(const struct kz_sim_proc *p) { return p->running ? p->instance : NULL; }
+bool kz_sim_proc_is_running(const struct kz_sim_proc *p) { return p->running; }
+struct kz_env *kz_sim_proc_env(struct kz_sim_proc *p) { return &p->env; }
+
+/* ------------------------------------------------------------------ */
+/* Crash and restart */
+
+int kz_sim_host_crash(struct kz_sim_host *h) {
+  struct kz_sim *sim = h->sim;
+  if (!h->up) return KZ_EHOSTDOWN;
+  kz_sim_tr_begin(sim, "crash");
+  kz_sim_tr_who(sim, h, NULL);
+  kz_sim_tr_end(sim);
+  h->crashing = true;
+  for (size_t i = 0; i < h->n_procs; i++) proc_stop(h->procs[i], true);
+  kz_sim_net_host_crashed(h);
+  size_t reverted = 0;
+  size_t vanished = kz_sim_fs_host_crashed(h, &reverted);
+  h->crashing = false;
+  h->up = false;
+  sim->stats.crashes++;
+  kz_sim_tr_begin(sim, "storage_revert");
+  kz_sim_tr_who(sim, h, NULL);
+  kz_sim_tr_u64(sim, "kept", reverted);
+  kz_sim_tr_u64(sim, "vanished", vanished);
+  kz_sim_tr_end(sim);
+  return 0;
+}
+
+int kz_sim_host_restart(struct kz_sim_host *h) {
+  struct kz_sim *sim = h->sim;
+  if (h->up) return KZ_EBUSY;
+  h->up = true;
+  sim->stats.restarts++;
+  kz_sim_tr_begin(sim, "restart");
+  kz_sim_tr_who(sim, h, NULL);
+  kz_sim_tr_end(sim);
+  int first = 0;
+  for (size_t i = 0; i < h->n_procs; i++) {
+    int rc = proc_start(h->procs[i]);
+    if (rc && !first) first = rc;
+  }
+  return first;
+}

@@ -1,0 +1,260 @@
+/* sim_internal.h — the simulator's private structures, shared by sim.c, trace.c, net.c, storage.c and driver.c. */
+#ifndef KZ_SIM_INTERNAL_H
+#define KZ_SIM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "kz/buf.h"
+#include "kz/env.h"
+#include "kz/heap.h"
+#include "kz/map.h"
+#include "kz/prng.h"
+#include "kz/sim.h"
+
+/* ------------------------------------------------------------------ */
+/* Events.  Every event embeds a sim_event; `fire` runs it and then owns
+ * it (frees it when it was allocated), `discard` frees one that never
+ * fired (teardown). */
+
+struct sim_event;
+typedef void sim_event_fn(struct kz_sim *sim, struct sim_event *ev);
+
+struct sim_event {
+  struct kz_heap_node node;
+  sim_event_fn *fire;
+  sim_event_fn *discard;
+};
+
+/* Queues `ev` at max(t, now).  On failure marks the simulator failed
+ * and returns KZ_ENOMEM (the caller still owns ev). */
+int kz_sim_schedule(struct kz_sim *sim, struct sim_event *ev, uint64_t t);
+void kz_sim_unschedule(struct kz_sim *sim, struct sim_event *ev);
+/* Records a failure that cannot be returned to the caller. */
+void kz_sim_fail(struct kz_sim *sim, int err);
+
+/* ------------------------------------------------------------------ */
+/* Links */
+
+struct sim_link {
+  uint64_t latency_ns;
+  /* Later: loss_ppm, jitter_ns, dup_ppm, reorder_ppm, partitioned. */
+};
+
+/* ------------------------------------------------------------------ */
+/* Hosts and processes */
+
+struct kz_sim_proc {
+  struct kz_sim_host *host;
+  char name[32];
+  const struct kz_sim_app *app;
+  const void *cfg;
+  void *instance;
+  bool running;         /* started and not crashed */
+  bool env_live;        /* env initialised */
+  uint64_t boot;        /* incremented at every start */
+  struct kz_env env;
+  struct sim_event timer_ev; /* the one "timers due" event of this env */
+  struct sim_fh *files;      /* open file handles (list) */
+};
+
+struct kz_sim_host {
+  struct kz_sim *sim;
+  uint32_t id; /* index in sim->hosts, stable */
+  char name[32];
+  struct kz_addr addr;
+  bool up;
+  bool crashing; /* inside kz_sim_host_crash: nothing leaves */
+  int64_t clock_skew_ns;
+  struct kz_prng prng; /* "host:<name>", for the later CPU/fault models */
+  struct kz_sim_proc **procs;
+  size_t n_procs;
+  struct kz_map udp_ports;    /* port (2 bytes BE) -> struct sim_bind */
+  struct kz_map tcp_ports;    /* port (2 bytes BE) -> struct sim_bind */
+  uint16_t next_ephemeral;
+  struct kz_map files;        /* full path -> struct sim_file (ref) */
+};
+
+/* A bound UDP socket or listener. */
+struct sim_bind {
+  struct kz_sim_proc *proc;
+  struct kz_udp *udp;           /* one of the two is set */
+  struct kz_listener *listener;
+  uint16_t port;
+};
+
+/* ------------------------------------------------------------------ */
+/* Streams */
+
+enum sim_end_state {
+  END_NONE = 0,   /* not created yet (server side before accept) */
+  END_CONNECTING,
+  END_OPEN,
+  END_DONE,       /* refused / timed out / reset received */
+  END_DEAD,       /* its process crashed */
+};
+
+struct sim_conn;
+
+struct sim_end {
+  struct sim_conn *conn;
+  int side; /* 0 connecting, 1 accepting */
+  enum sim_end_state state;
+  struct kz_sim_host *host;
+  struct kz_sim_proc *proc;
+  struct kz_addr addr;
+  struct kz_stream *s;   /* user handle with our reference, NULL when released */
+  bool fin_sent;         /* our direction is finished */
+  bool close_seen;       /* FIN or RST received */
+  bool close_delivered;  /* on_close already given to the user */
+  struct kz_buf pending; /* written while connecting */
+  uint64_t last_arrival; /* arrival of our latest segment at the peer (FIFO) */
+};
+
+struct sim_conn {
+  struct kz_sim *sim;
+  uint64_t id;
+  struct sim_end end[2];
+  uint64_t syn_time;
+  struct sim_conn *prev, *next; /* sim->conns, while not finished */
+  bool listed;
+};
+
+/* ------------------------------------------------------------------ */
+/* Storage */
+
+struct sim_file {
+  struct kz_buf cur;
+  struct kz_buf synced;
+  bool durable; /* has been synced: exists after a crash */
+};
+
+struct sim_fh {
+  struct sim_file *file; /* reference */
+  struct kz_file *f;     /* user handle, with our reference */
+  struct kz_sim_proc *proc;
+  int flags;             /* KZ_FILE_* given to open */
+  char path[256];        /* full path, for traces */
+  struct sim_fh *prev, *next;
+};
+
+/* ------------------------------------------------------------------ */
+/* The simulator */
+
+struct kz_sim {
+  uint64_t seed;
+  uint64_t now;
+  int failed; /* sticky KZ_E* code, 0 when healthy */
+  struct kz_heap queue;
+  struct kz_prng net_prng; /* "net", for the later loss/jitter model */
+
+  struct kz_sim_host **hosts;
+  size_t n_hosts;
+  struct kz_map hosts_by_ip; /* 4 bytes -> host */
+
+  struct kz_map links; /* (from id, to id) 8 bytes -> struct sim_link */
+  struct sim_link default_link;
+  uint64_t connect_timeout_ns;
+
+  struct sim_conn *conns_head, *conns_tail;
+  uint64_t next_conn_id;
+
+  int log_level;
+  struct kz_sim_stats stats;
+
+  /* trace */
+  uint64_t trace_hash;
+  FILE *trace_file;
+  bool trace_keep;
+  struct kz_buf trace_mem;
+  struct kz_buf line; /* scratch for the line being built */
+  bool line_ok;       /* no allocation failure while building it */
+  bool trace_off;     /* teardown: lines are dropped */
+};
+
+/* ------------------------------------------------------------------ */
+/* Trace line builder (trace.c).  A line is
+ *   {"t":<ns>,"ev":"<name>",<fields...>}\n
+ * with fields in the order the caller adds them. */
+
+void kz_sim_tr_begin(struct kz_sim *sim, const char *ev);
+void kz_sim_tr_str(struct kz_sim *sim, const char *key, const char *val);
+void kz_sim_tr_strn(struct kz_sim *sim, const char *key, const char *val, size_t len);
+void kz_sim_tr_u64(struct kz_sim *sim, const char *key, uint64_t v);
+void kz_sim_tr_i64(struct kz_sim *sim, const char *key, int64_t v);
+void kz_sim_tr_hex64(struct kz_sim *sim, const char *key, uint64_t v);
+void kz_sim_tr_addr(struct kz_sim *sim, const char *key, const struct kz_addr *a);
+/* "host" and "proc" fields (proc may be NULL). */
+void kz_sim_tr_who(struct kz_sim *sim, const struct kz_sim_host *h,
+            const struct kz_sim_proc *p);
+/* Adds "len" and "h" (content hash) for a payload. */
+void kz_sim_tr_payload(struct kz_sim *sim, const void *data, size_t len);
+void kz_sim_tr_err(struct kz_sim *sim, const char *key, int err);
+void kz_sim_tr_end(struct kz_sim *sim);
+void kz_sim_trace_free(struct kz_sim *sim);
+
+/* ------------------------------------------------------------------ */
+/* Hosts and links (sim.c) */
+
+struct kz_sim_host *kz_sim_host_by_ip(const struct kz_sim *sim,
+                                   const struct kz_addr *a);
+uint64_t kz_sim_latency(const struct kz_sim *sim, const struct kz_sim_host *from,
+                     const struct kz_sim_host *to);
+
+/* ------------------------------------------------------------------ */
+/* Network (net.c) */
+
+int kz_sim_net_udp_bind(struct kz_sim_proc *p, struct kz_udp *u,
+                 const struct kz_addr *local);
+int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u,
+                 const struct kz_addr *to, const void *data, size_t len);
+void kz_sim_net_udp_close(struct kz_sim_proc *p, struct kz_udp *u);
+int kz_sim_net_listen(struct kz_sim_proc *p, struct kz_listener *l,
+               const struct kz_addr *local);
+void kz_sim_net_listen_close(struct kz_sim_proc *p, struct kz_listener *l);
+int kz_sim_net_connect(struct kz_sim_proc *p, struct kz_stream *s,
+                const struct kz_addr *remote);
+int kz_sim_net_stream_write(struct kz_sim_proc *p, struct kz_stream *s,
+                     const void *data, size_t len);
+void kz_sim_net_stream_close(struct kz_sim_proc *p, struct kz_stream *s);
+/* Closes every handle process p still holds (it died). Returns the count. */
+size_t kz_sim_net_reclaim(struct kz_sim_proc *p);
+/* After the processes of h died: resets the peers of h's streams. */
+void kz_sim_net_host_crashed(struct kz_sim_host *h);
+/* Teardown: drops every connection without events. */
+void kz_sim_net_free(struct kz_sim *sim);
+void kz_sim_net_host_init(struct kz_sim_host *h);
+void kz_sim_net_host_free(struct kz_sim_host *h);
+
+/* ------------------------------------------------------------------ */
+/* Storage (storage.c) */
+
+int kz_sim_fs_open(struct kz_sim_proc *p, struct kz_file *f, const char *path,
+            int flags);
+int kz_sim_fs_read(struct kz_sim_proc *p, struct kz_file *f, uint64_t off,
+            void *buf, size_t len, size_t *nread);
+int kz_sim_fs_write(struct kz_sim_proc *p, struct kz_file *f, uint64_t off,
+             const void *buf, size_t len);
+int kz_sim_fs_size(struct kz_sim_proc *p, struct kz_file *f, uint64_t *size);
+int kz_sim_fs_truncate(struct kz_sim_proc *p, struct kz_file *f, uint64_t size);
+int kz_sim_fs_sync(struct kz_sim_proc *p, struct kz_file *f);
+void kz_sim_fs_close(struct kz_sim_proc *p, struct kz_file *f);
+int kz_sim_fs_rename(struct kz_sim_proc *p, const char *from, const char *to);
+int kz_sim_fs_remove(struct kz_sim_proc *p, const char *path);
+int kz_sim_fs_exists(struct kz_sim_proc *p, const char *path, bool *exists);
+size_t kz_sim_fs_reclaim(struct kz_sim_proc *p);
+/* Crash: every file back to its synced image; unsynced files vanish.
+ * Returns the number of files that vanished. */
+size_t kz_sim_fs_host_crashed(struct kz_sim_host *h, size_t *reverted);
+void kz_sim_fs_host_free(struct kz_sim_host *h);
+
+/* ------------------------------------------------------------------ */
+/* Driver (driver.c) */
+
+extern const struct kz_env_ops kz_sim_env_ops;
+/* (Re)arms p's timer event for `deadline` (UINT64_MAX: disarm). */
+void kz_sim_proc_arm(struct kz_sim_proc *p, uint64_t deadline);
+void kz_sim_proc_timer_fire(struct kz_sim *sim, struct sim_event *ev);
+
+#endif /* KZ_SIM_INTERNAL_H */
