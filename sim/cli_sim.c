@@ -156,6 +156,25 @@ static int write_summary(const char *dir, uint64_t seed, const struct kz_sim_ech
   return 0;
 }
 
+/* Creates `dir` and any missing parents ("mkdir -p"); 0 or -1 with errno. */
+static int mkdir_parents(const char *dir) {
+  char path[4096];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof path) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  memcpy(path, dir, n + 1);
+  for (size_t i = 1; i <= n; i++) {
+    if (path[i] != '/' && path[i] != '\0') continue;
+    char saved = path[i];
+    path[i] = '\0';
+    if (mkdir(path, 0777) != 0 && errno != EEXIST) return -1;
+    path[i] = saved;
+  }
+  return 0;
+}
+
 static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out_dir,
                bool check) {
   struct kz_sim_echo_cfg cfg = {.seed = seed, .duration_ns = duration, .count = (uint32_t)count};
@@ -183,7 +202,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
 
   FILE *trace = NULL;
   if (out_dir) {
-    if (mkdir(out_dir, 0777) != 0 && errno != EEXIST) {
+    if (mkdir_parents(out_dir) != 0) {
       fprintf(stderr, "kz sim: cannot create %s: %s\n", out_dir, strerror(errno));
       return 2;
     }
