@@ -22,9 +22,14 @@
 /* The CLI is an OS-facing front end like the drivers: it reads the
  * clock for wall time, picks a random default seed and writes files. */
 
+/* kz/sim.h is only included with the echo example; its default latency
+ * is repeated here for the option parser. */
+#define KZ_SIM_DEFAULT_LATENCY_NS_CLI UINT64_C(1000000)
+
 static void usage(FILE *out) {
   fprintf(out,
           "usage: kz sim [--seed N] [--duration SECONDS] [--count N] [--out DIR]\n"
+          "              [--latency MS] [--jitter MS] [--loss PPM] [--pcap | --no-pcap]\n"
           "              [--check-determinism]\n"
           "\n"
           "Runs the echo example (impl/roles/echo) simulated across two hosts:\n"
@@ -36,7 +41,14 @@ static void usage(FILE *out) {
           "                        printed so the run can be replayed\n"
           "  --duration SECONDS    virtual time to simulate (default 10)\n"
           "  --count N             messages per transport (default: duration/0.2 s)\n"
-          "  --out DIR             write DIR/trace.jsonl and DIR/summary.json\n"
+          "  --out DIR             write DIR/trace.jsonl, DIR/summary.json and\n"
+          "                        DIR/traffic.pcap\n"
+          "  --latency MS          one-way link latency, both ways (default 1)\n"
+          "  --jitter MS           extra random delay per packet, 0..MS (default 0)\n"
+          "  --loss PPM            packets lost per million (default 0); streams\n"
+          "                        stay reliable (a loss costs a 200 ms+ retransmit),\n"
+          "                        lost datagrams are echoes that never come back\n"
+          "  --pcap / --no-pcap    write DIR/traffic.pcap (default: on with --out)\n"
           "  --check-determinism   run twice and fail (exit 1) on any difference\n"
           "\n"
           "Exit status: 0 every echo came back (and both runs matched), 1 not,\n"
@@ -53,31 +65,40 @@ static int parse_u64(const char *s, uint64_t *out) {
   return 0;
 }
 
-/* "12", "0.5", "2.125": seconds with up to 9 decimals, into ns.  Integers
- * only, so the same text always gives the same virtual duration. */
-static int parse_seconds(const char *s, uint64_t *out) {
+/* "12", "0.5", "2.125": a decimal number of units of `digits` decimal
+ * places of ns (9: seconds, 6: milliseconds), into ns.  Integers only, so
+ * the same text always gives the same virtual duration. */
+static int parse_decimal(const char *s, int digits, uint64_t *out) {
+  uint64_t unit = 1;
+  for (int i = 0; i < digits; i++) unit *= 10;
   if (!s || !*s) return -1;
   uint64_t whole = 0, frac = 0;
   int frac_digits = 0;
   const char *p = s;
   if (*p < '0' || *p > '9') return -1;
   for (; *p >= '0' && *p <= '9'; p++) {
-    if (whole > (UINT64_MAX / UINT64_C(1000000000) - 9) / 10) return -1;
+    if (whole > (UINT64_MAX / unit - 9) / 10) return -1;
     whole = whole * 10 + (uint64_t)(*p - '0');
   }
   if (*p == '.') {
     p++;
     for (; *p >= '0' && *p <= '9'; p++) {
-      if (frac_digits == 9) return -1;
+      if (frac_digits == digits) return -1;
       frac = frac * 10 + (uint64_t)(*p - '0');
       frac_digits++;
     }
   }
   if (*p) return -1;
-  for (; frac_digits < 9; frac_digits++) frac *= 10;
-  *out = whole * UINT64_C(1000000000) + frac;
-  return *out ? 0 : -1;
+  for (; frac_digits < digits; frac_digits++) frac *= 10;
+  *out = whole * unit + frac;
+  return 0;
 }
+
+static int parse_seconds(const char *s, uint64_t *out) {
+  return parse_decimal(s, 9, out) == 0 && *out ? 0 : -1;
+}
+
+static int parse_ms(const char *s, uint64_t *out) { return parse_decimal(s, 6, out); }
 
 #ifdef KZ_SIM_HAVE_ECHO
 
@@ -106,6 +127,18 @@ static void print_secs(FILE *out, uint64_t ns) {
   fprintf(out, "%" PRIu64 ".%03" PRIu64, ns / UINT64_C(1000000000), ns % UINT64_C(1000000000) / UINT64_C(1000000));
 }
 
+static void print_ms(FILE *out, uint64_t ns) {
+  fprintf(out, "%" PRIu64 ".%03" PRIu64, ns / UINT64_C(1000000), ns % UINT64_C(1000000) / UINT64_C(1000));
+}
+
+/* The network options of a run. */
+struct net_opts {
+  uint64_t latency_ns;
+  uint64_t jitter_ns;
+  uint32_t loss_ppm;
+  bool pcap;
+};
+
 struct progress {
   uint64_t duration;
   bool tty;
@@ -125,7 +158,7 @@ static void on_progress(void *arg, uint64_t now, uint64_t events) {
 }
 
 static int write_summary(const char *dir, uint64_t seed, const struct kz_sim_echo_result *r,
-                         double wall) {
+                         const struct net_opts *net, double wall) {
   char path[4096];
   snprintf(path, sizeof path, "%s/summary.json", dir);
   FILE *f = fopen(path, "w");
@@ -137,6 +170,10 @@ static int write_summary(const char *dir, uint64_t seed, const struct kz_sim_ech
           "{\n"
           "  \"example\": \"echo\",\n"
           "  \"seed\": %" PRIu64 ",\n"
+          "  \"latency_ns\": %" PRIu64 ",\n"
+          "  \"jitter_ns\": %" PRIu64 ",\n"
+          "  \"loss_ppm\": %" PRIu32 ",\n"
+          "  \"pcap\": %s,\n"
           "  \"trace_hash\": \"%016" PRIx64 "\",\n"
           "  \"sim_seconds\": %" PRIu64 ".%09" PRIu64 ",\n"
           "  \"wall_seconds\": %.6f,\n"
@@ -146,7 +183,8 @@ static int write_summary(const char *dir, uint64_t seed, const struct kz_sim_ech
           "  \"echoes_expected\": %" PRIu64 ",\n"
           "  \"done\": %s\n"
           "}\n",
-          seed, r->trace_hash, r->sim_ns / UINT64_C(1000000000), r->sim_ns % UINT64_C(1000000000), wall,
+          seed, net->latency_ns, net->jitter_ns, net->loss_ppm, net->pcap ? "\"traffic.pcap\"" : "null",
+          r->trace_hash, r->sim_ns / UINT64_C(1000000000), r->sim_ns % UINT64_C(1000000000), wall,
           r->events, r->trace_lines, (uint64_t)r->udp_echoes + r->tcp_echoes,
           2 * (uint64_t)r->count, r->done ? "true" : "false");
   if (fclose(f) != 0) {
@@ -176,8 +214,13 @@ static int mkdir_parents(const char *dir) {
 }
 
 static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out_dir,
-               bool check) {
-  struct kz_sim_echo_cfg cfg = {.seed = seed, .duration_ns = duration, .count = (uint32_t)count};
+               const struct net_opts *net, bool check) {
+  struct kz_sim_echo_cfg cfg = {.seed = seed,
+                                .duration_ns = duration,
+                                .count = (uint32_t)count,
+                                .latency_ns = net->latency_ns,
+                                .jitter_ns = net->jitter_ns,
+                                .loss_ppm = net->loss_ppm};
   /* Resolve the defaults the way the runner does, to print them. */
   uint64_t interval = KZ_SIM_ECHO_DEFAULT_INTERVAL_NS;
   uint64_t msgs = count ? count : duration / interval / 2;
@@ -192,15 +235,23 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   printf(" s of virtual time\n");
   printf("  hosts         client 10.0.0.1 (echo client), server 10.0.0.2 (echo server, "
          "udp+tcp port 7)\n");
-  printf("  links         %" PRIu64 ".%03" PRIu64 " ms one way\n",
-         KZ_SIM_DEFAULT_LATENCY_NS / UINT64_C(1000000), KZ_SIM_DEFAULT_LATENCY_NS % UINT64_C(1000000) / UINT64_C(1000));
+  printf("  latency       ");
+  print_ms(stdout, net->latency_ns);
+  printf(" ms one way, both directions\n");
+  printf("  jitter        0..");
+  print_ms(stdout, net->jitter_ns);
+  printf(" ms extra per packet (uniform)\n");
+  printf("  loss          %" PRIu32 " ppm (%" PRIu32 ".%04" PRIu32 " %%)%s\n", net->loss_ppm,
+         net->loss_ppm / 10000, net->loss_ppm % 10000,
+         net->loss_ppm ? ": streams retransmit, lost datagrams stay lost" : "");
   printf("  messages      %" PRIu64 " per transport, one every %" PRIu64 " ms\n", msgs,
          interval / UINT64_C(1000000));
   printf("  output        %s\n", out_dir ? out_dir : "(none)");
+  printf("  pcap          %s%s\n", net->pcap ? out_dir : "(none)", net->pcap ? "/traffic.pcap" : "");
   printf("  determinism   %s\n", check ? "checked (two runs)" : "not checked");
   fflush(stdout);
 
-  FILE *trace = NULL;
+  FILE *trace = NULL, *pcap = NULL;
   if (out_dir) {
     if (mkdir_parents(out_dir) != 0) {
       fprintf(stderr, "kz sim: cannot create %s: %s\n", out_dir, strerror(errno));
@@ -213,6 +264,15 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
       fprintf(stderr, "kz sim: cannot write %s: %s\n", path, strerror(errno));
       return 2;
     }
+    if (net->pcap) {
+      snprintf(path, sizeof path, "%s/traffic.pcap", out_dir);
+      pcap = fopen(path, "wb");
+      if (!pcap) {
+        fprintf(stderr, "kz sim: cannot write %s: %s\n", path, strerror(errno));
+        fclose(trace);
+        return 2;
+      }
+    }
   }
 
   struct progress pr = {.duration = duration, .tty = isatty(STDOUT_FILENO) == 1};
@@ -220,6 +280,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   kz_buf_init(&first);
   kz_buf_init(&second);
   cfg.trace_file = trace;
+  cfg.pcap_file = pcap;
   cfg.trace_out = check ? &first : NULL;
   cfg.progress = on_progress;
   cfg.progress_arg = &pr;
@@ -229,6 +290,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   int rc = kz_sim_echo_run(&cfg, &r);
   double wall = wall_now() - t0;
   if (trace && fclose(trace) != 0 && !rc) rc = KZ_EIO;
+  if (pcap && fclose(pcap) != 0 && !rc) rc = KZ_EIO;
   if (rc) {
     if (pr.tty) printf("\n");
     fprintf(stderr, "kz sim: simulation failed: %s\n", kz_strerror(rc));
@@ -245,6 +307,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   bool same = true;
   if (check) {
     cfg.trace_file = NULL;
+    cfg.pcap_file = NULL;
     cfg.trace_out = &second;
     cfg.progress = NULL;
     rc = kz_sim_echo_run(&cfg, &r2);
@@ -267,7 +330,8 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   printf("  %-14s %.3f\n", "wall seconds", wall);
   printf("  %-14s %" PRIu64 "/%" PRIu64 " (udp %u/%u, tcp %u/%u)\n", "echoes", got, expected,
          r.udp_echoes, r.count, r.tcp_echoes, r.count);
-  printf("  %-14s %s\n", "status", r.done ? "ok: every echo came back" : "FAILED: echoes missing");
+  printf("  %-14s %s%s\n", "status", r.done ? "ok: every echo came back" : "FAILED: echoes missing",
+         !r.done && net->loss_ppm ? " (lost datagrams are not retried: expected with --loss)" : "");
   if (check) {
     if (same) {
       printf("  %-14s identical over 2 runs (%zu trace bytes)\n", "determinism", first.len);
@@ -278,7 +342,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
     }
   }
   int status = 0;
-  if (out_dir && write_summary(out_dir, seed, &r, wall) != 0) status = 2;
+  if (out_dir && write_summary(out_dir, seed, &r, net, wall) != 0) status = 2;
   if (!status && (!r.done || !same)) status = 1;
   printf("trace hash %016" PRIx64 "\n", r.trace_hash);
   kz_buf_free(&first);
@@ -291,14 +355,17 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
 int kz_cli_sim(int argc, char **argv) {
   uint64_t seed = 0, duration = UINT64_C(10000000000), count = 0;
   bool have_seed = false, check = false;
+  int pcap_flag = -1; /* -1: default (on with --out) */
+  struct net_opts net = {.latency_ns = KZ_SIM_DEFAULT_LATENCY_NS_CLI};
   const char *out_dir = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = NULL;
     /* Options that take a value accept "--opt V" and "--opt=V". */
-    const char *names[] = {"--seed", "--duration", "--count", "--out"};
+    const char *names[] = {"--seed", "--duration", "--count", "--out",
+                           "--latency", "--jitter", "--loss"};
     int which = -1;
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 7; k++) {
       size_t n = strlen(names[k]);
       if (!strncmp(a, names[k], n) && (a[n] == 0 || a[n] == '=')) {
         which = k;
@@ -335,6 +402,27 @@ int kz_cli_sim(int argc, char **argv) {
         return 2;
       }
       out_dir = val;
+    } else if (which == 4 || which == 5) {
+      uint64_t ns;
+      /* A zero latency would mean "the default" to the echo runner. */
+      if (parse_ms(val, &ns) || ns > UINT64_C(3600000000000) || (which == 4 && ns == 0)) {
+        fprintf(stderr, "kz sim: %s: '%s' is not a number of milliseconds (%s to 3600000)\n",
+                names[which], val, which == 4 ? "0.000001" : "0");
+        return 2;
+      }
+      if (which == 4) net.latency_ns = ns;
+      else net.jitter_ns = ns;
+    } else if (which == 6) {
+      uint64_t ppm;
+      if (parse_u64(val, &ppm) || ppm > 1000000) {
+        fprintf(stderr, "kz sim: --loss: '%s' is not a number from 0 to 1000000 (ppm)\n", val);
+        return 2;
+      }
+      net.loss_ppm = (uint32_t)ppm;
+    } else if (!strcmp(a, "--pcap")) {
+      pcap_flag = 1;
+    } else if (!strcmp(a, "--no-pcap")) {
+      pcap_flag = 0;
     } else if (!strcmp(a, "--check-determinism")) {
       check = true;
     } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -346,10 +434,16 @@ int kz_cli_sim(int argc, char **argv) {
       return 2;
     }
   }
+  if (pcap_flag == 1 && !out_dir) {
+    fprintf(stderr, "kz sim: --pcap writes DIR/traffic.pcap: give --out DIR\n");
+    return 2;
+  }
+  net.pcap = out_dir && pcap_flag != 0;
 #ifdef KZ_SIM_HAVE_ECHO
   if (!have_seed) seed = random_seed();
-  return run(seed, duration, count, out_dir, check);
+  return run(seed, duration, count, out_dir, &net, check);
 #else
+  (void)net;
   (void)have_seed;
   (void)check;
   (void)out_dir;

@@ -13,7 +13,7 @@ static uint64_t op_now(void *drv) {
 
 static int64_t op_wall(void *drv) {
   struct kz_sim_proc *p = drv;
-  return KZ_SIM_EPOCH_NS + (int64_t)p->host->sim->now + p->host->clock_skew_ns;
+  return KZ_SIM_EPOCH_NS + (int64_t)p->host->sim->now + kz_sim_host_wall_offset(p->host);
 }
 
 /* A process has at most one event in the simulator's queue for its
@@ -23,6 +23,9 @@ static int64_t op_wall(void *drv) {
 void kz_sim_proc_arm(struct kz_sim_proc *p, uint64_t deadline) {
   struct kz_sim *sim = p->host->sim;
   struct sim_event *ev = &p->timer_ev;
+  /* Waiting for a core: the timers run when it starts, whatever is due
+   * then, and the event is re-armed after. */
+  if (p->timer_waiting) return;
   if (!p->running || deadline == UINT64_MAX) {
     kz_sim_unschedule(sim, ev);
     return;
@@ -38,6 +41,13 @@ void kz_sim_proc_arm(struct kz_sim_proc *p, uint64_t deadline) {
 void kz_sim_proc_timer_fire(struct kz_sim *sim, struct sim_event *ev) {
   struct kz_sim_proc *p = KZ_CONTAINER_OF(ev, struct kz_sim_proc, timer_ev);
   if (!p->running) return;
+  uint64_t at;
+  if (!kz_sim_cpu_gate(p, &p->timer_admitted, KZ_SIM_WORK_TIMER, 0, &at)) {
+    p->timer_waiting = true; /* arm() leaves the event alone meanwhile */
+    kz_sim_schedule(sim, ev, at);
+    return;
+  }
+  p->timer_waiting = false;
   kz_sim_tr_begin(sim, "timer");
   kz_sim_tr_who(sim, p->host, p);
   kz_sim_tr_end(sim);

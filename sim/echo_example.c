@@ -61,7 +61,19 @@ int kz_sim_echo_run(const struct kz_sim_echo_cfg *cfg, struct kz_sim_echo_result
   if (rc) return rc;
   if (cfg->trace_file) kz_sim_set_trace_file(sim, cfg->trace_file);
   if (cfg->trace_out) kz_sim_set_trace_memory(sim, true);
-  if (cfg->latency_ns) kz_sim_set_default_latency(sim, cfg->latency_ns);
+  struct kz_sim_link_cfg link;
+  kz_sim_default_link(sim, &link);
+  if (cfg->latency_ns) link.latency_ns = cfg->latency_ns;
+  link.jitter_ns = cfg->jitter_ns;
+  link.loss_ppm = cfg->loss_ppm;
+  link.dup_ppm = cfg->dup_ppm;
+  link.reorder_ppm = cfg->reorder_ppm;
+  if (cfg->jitter_ns || cfg->loss_ppm || cfg->dup_ppm || cfg->reorder_ppm) {
+    if ((rc = kz_sim_set_default_link(sim, &link))) goto out;
+  } else if (cfg->latency_ns) {
+    kz_sim_set_default_latency(sim, cfg->latency_ns);
+  }
+  if (cfg->pcap_file && (rc = kz_sim_set_pcap_file(sim, cfg->pcap_file))) goto out;
 
   struct done_state done = {.sim = sim};
   struct kz_echo_server_cfg scfg = {

@@ -113,6 +113,8 @@ int kz_sim_new(struct kz_sim **out, uint64_t seed) {
   kz_map_init(&sim->links, 0x6b7a5f6c6eULL, false);
   sim->default_link.latency_ns = KZ_SIM_DEFAULT_LATENCY_NS;
   sim->connect_timeout_ns = KZ_SIM_DEFAULT_CONNECT_TIMEOUT_NS;
+  sim->stream_timeout_ns = KZ_SIM_DEFAULT_STREAM_TIMEOUT_NS;
+  sim->default_cost = (struct kz_sim_cost)KZ_SIM_COST_DEFAULT_INIT;
   sim->log_level = KZ_LOG_INFO;
   kz_buf_init(&sim->line);
   kz_buf_init(&sim->trace_mem);
@@ -157,6 +159,7 @@ void kz_sim_free(struct kz_sim *sim) {
   void *v;
   while (kz_map_next(&sim->links, &pos, &k, &kl, &v)) kz_free(v);
   kz_map_free(&sim->links);
+  kz_sim_cpu_free(sim);
   kz_heap_free(&sim->queue);
   kz_sim_trace_free(sim);
   kz_free(sim);
@@ -201,6 +204,7 @@ int kz_sim_host_add(struct kz_sim *sim, const char *name, const struct kz_addr *
   h->addr = *addr;
   h->addr.port = 0;
   h->up = true;
+  h->cores = KZ_SIM_DEFAULT_CORES;
   char pname[80];
   snprintf(pname, sizeof pname, "host:%s", name);
   kz_prng_derive(&h->prng, sim->seed, pname);
@@ -235,8 +239,42 @@ struct kz_sim_host *kz_sim_host_by_ip(const struct kz_sim *sim, const struct kz_
 const char *kz_sim_host_name(const struct kz_sim_host *h) { return h->name; }
 struct kz_addr kz_sim_host_addr(const struct kz_sim_host *h) { return h->addr; }
 bool kz_sim_host_is_up(const struct kz_sim_host *h) { return h->up; }
+/* Drift accumulated since drift_base at rate drift_ppm, without
+ * overflow for any virtual time below ~584 years. */
+static int64_t drift_since_base(const struct kz_sim_host *h) {
+  uint64_t d = h->sim->now - h->drift_base;
+  int64_t ppm = h->drift_ppm;
+  return (int64_t)(d / 1000000) * ppm + (int64_t)(d % 1000000) * ppm / 1000000;
+}
+
+int64_t kz_sim_host_wall_offset(const struct kz_sim_host *h) {
+  return h->clock_skew_ns + drift_since_base(h);
+}
+
 void kz_sim_host_set_clock_skew(struct kz_sim_host *h, int64_t skew_ns) {
+  /* The skew is an absolute offset: drop what drifted so far, keep the
+   * rate from now on. */
   h->clock_skew_ns = skew_ns;
+  h->drift_base = h->sim->now;
+}
+
+void kz_sim_host_set_clock_drift(struct kz_sim_host *h, int32_t ppm) {
+  if (ppm > 1000000) ppm = 1000000;
+  if (ppm < -1000000) ppm = -1000000;
+  h->clock_skew_ns += drift_since_base(h); /* fold in what drifted so far */
+  h->drift_base = h->sim->now;
+  h->drift_ppm = ppm;
+  struct kz_sim *sim = h->sim;
+  kz_sim_tr_begin(sim, "clock_drift");
+  kz_sim_tr_who(sim, h, NULL);
+  kz_sim_tr_i64(sim, "ppm", ppm);
+  kz_sim_tr_end(sim);
+}
+
+int kz_sim_host_set_crash_mode(struct kz_sim_host *h, enum kz_sim_crash_mode mode) {
+  if (mode != KZ_SIM_CRASH_REVERT && mode != KZ_SIM_CRASH_TORN) return KZ_EINVAL;
+  h->crash_mode = mode;
+  return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -249,37 +287,132 @@ static void link_key(uint8_t key[8], const struct kz_sim_host *from, const struc
   }
 }
 
-static const struct sim_link *link_get(const struct kz_sim *sim, const struct kz_sim_host *from,
-                                       const struct kz_sim_host *to) {
-  if (!from || !to) return &sim->default_link;
+static struct sim_path *path_find(const struct kz_sim *sim, const struct kz_sim_host *from,
+                                  const struct kz_sim_host *to) {
+  if (!from || !to) return NULL;
   uint8_t key[8];
   link_key(key, from, to);
-  const struct sim_link *l = kz_map_get(&sim->links, key, sizeof key, NULL);
-  return l ? l : &sim->default_link;
+  return kz_map_get(&sim->links, key, sizeof key, NULL);
+}
+
+struct sim_path *kz_sim_path(struct kz_sim *sim, struct kz_sim_host *from,
+                             struct kz_sim_host *to) {
+  struct sim_path *l = path_find(sim, from, to);
+  if (l) return l;
+  l = kz_calloc(1, sizeof *l);
+  if (!l) {
+    kz_sim_fail(sim, KZ_ENOMEM);
+    return NULL;
+  }
+  l->from = from;
+  l->to = to;
+  /* Named by host names, not ids, so a path's draws do not depend on the
+   * order hosts were added in. */
+  char name[96];
+  snprintf(name, sizeof name, "net:%s->%s", from->name, to->name);
+  kz_prng_derive(&l->prng, sim->seed, name);
+  uint8_t key[8];
+  link_key(key, from, to);
+  if (kz_map_put(&sim->links, key, sizeof key, l, NULL) != 0) {
+    kz_free(l);
+    kz_sim_fail(sim, KZ_ENOMEM);
+    return NULL;
+  }
+  return l;
+}
+
+const struct kz_sim_link_cfg *kz_sim_path_cfg(const struct kz_sim *sim,
+                                              const struct sim_path *path) {
+  return path && path->custom ? &path->cfg : &sim->default_link;
+}
+
+static const struct kz_sim_link_cfg *link_get(const struct kz_sim *sim,
+                                              const struct kz_sim_host *from,
+                                              const struct kz_sim_host *to) {
+  return kz_sim_path_cfg(sim, path_find(sim, from, to));
+}
+
+static bool cfg_ok(const struct kz_sim_link_cfg *c) {
+  return c->loss_ppm <= 1000000 && c->dup_ppm <= 1000000 && c->reorder_ppm <= 1000000;
+}
+
+/* The path of a configuration call: no simulator failure on ENOMEM, the
+ * caller gets the error. */
+static int path_for_cfg(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                        struct sim_path **out) {
+  if (!from || !to || from->sim != sim || to->sim != sim) return KZ_EINVAL;
+  struct sim_path *l = path_find(sim, from, to);
+  if (!l) {
+    int failed = sim->failed;
+    l = kz_sim_path(sim, from, to);
+    if (!l) {
+      sim->failed = failed;
+      return KZ_ENOMEM;
+    }
+  }
+  if (!l->custom) {
+    l->custom = true;
+    l->cfg = sim->default_link;
+  }
+  *out = l;
+  return 0;
 }
 
 int kz_sim_link_set_latency(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
                             uint64_t ns) {
-  if (!from || !to || from->sim != sim || to->sim != sim) return KZ_EINVAL;
-  uint8_t key[8];
-  link_key(key, from, to);
-  struct sim_link *l = kz_map_get(&sim->links, key, sizeof key, NULL);
-  if (!l) {
-    l = kz_calloc(1, sizeof *l);
-    if (!l) return KZ_ENOMEM;
-    *l = sim->default_link;
-    if (kz_map_put(&sim->links, key, sizeof key, l, NULL) != 0) {
-      kz_free(l);
-      return KZ_ENOMEM;
-    }
-  }
-  l->latency_ns = ns;
+  struct sim_path *l;
+  int rc = path_for_cfg(sim, from, to, &l);
+  if (rc) return rc;
+  l->cfg.latency_ns = ns;
   kz_sim_tr_begin(sim, "link");
   kz_sim_tr_str(sim, "from", from->name);
   kz_sim_tr_str(sim, "to", to->name);
   kz_sim_tr_u64(sim, "latency", ns);
   kz_sim_tr_end(sim);
   return 0;
+}
+
+static void trace_link_cfg(struct kz_sim *sim, const char *ev, const struct kz_sim_host *from,
+                           const struct kz_sim_host *to, const struct kz_sim_link_cfg *c) {
+  kz_sim_tr_begin(sim, ev);
+  if (from) kz_sim_tr_str(sim, "from", from->name);
+  if (to) kz_sim_tr_str(sim, "to", to->name);
+  kz_sim_tr_u64(sim, "latency", c->latency_ns);
+  kz_sim_tr_u64(sim, "jitter", c->jitter_ns);
+  kz_sim_tr_u64(sim, "loss_ppm", c->loss_ppm);
+  kz_sim_tr_u64(sim, "dup_ppm", c->dup_ppm);
+  kz_sim_tr_u64(sim, "reorder_ppm", c->reorder_ppm);
+  kz_sim_tr_u64(sim, "reorder", c->reorder_ns);
+  kz_sim_tr_u64(sim, "queue_packets", c->queue_packets);
+  kz_sim_tr_u64(sim, "queue_bytes", c->queue_bytes);
+  kz_sim_tr_end(sim);
+}
+
+int kz_sim_link_set(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                    const struct kz_sim_link_cfg *cfg) {
+  if (!cfg || !cfg_ok(cfg)) return KZ_EINVAL;
+  struct sim_path *l;
+  int rc = path_for_cfg(sim, from, to, &l);
+  if (rc) return rc;
+  l->cfg = *cfg;
+  trace_link_cfg(sim, "link_cfg", from, to, cfg);
+  return 0;
+}
+
+void kz_sim_link_get(const struct kz_sim *sim, const struct kz_sim_host *from,
+                     const struct kz_sim_host *to, struct kz_sim_link_cfg *out) {
+  *out = *link_get(sim, from, to);
+}
+
+int kz_sim_set_default_link(struct kz_sim *sim, const struct kz_sim_link_cfg *cfg) {
+  if (!cfg || !cfg_ok(cfg)) return KZ_EINVAL;
+  sim->default_link = *cfg;
+  trace_link_cfg(sim, "link_default", NULL, NULL, cfg);
+  return 0;
+}
+
+void kz_sim_default_link(const struct kz_sim *sim, struct kz_sim_link_cfg *out) {
+  *out = sim->default_link;
 }
 
 uint64_t kz_sim_link_latency(const struct kz_sim *sim, const struct kz_sim_host *from,
@@ -298,6 +431,112 @@ void kz_sim_set_default_latency(struct kz_sim *sim, uint64_t ns) {
 
 void kz_sim_set_connect_timeout(struct kz_sim *sim, uint64_t ns) { sim->connect_timeout_ns = ns; }
 
+void kz_sim_set_stream_timeout(struct kz_sim *sim, uint64_t ns) { sim->stream_timeout_ns = ns; }
+
+/* ------------------------------------------------------------------ */
+/* Partitions */
+
+static int block_one(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                     bool blocked) {
+  if (!from || !to || from->sim != sim || to->sim != sim) return KZ_EINVAL;
+  struct sim_path *l = path_find(sim, from, to);
+  if (!l) {
+    if (!blocked) return 0; /* a path never used is open */
+    int failed = sim->failed;
+    l = kz_sim_path(sim, from, to);
+    if (!l) {
+      sim->failed = failed;
+      return KZ_ENOMEM;
+    }
+  }
+  if (l->blocked == blocked) return 0;
+  l->blocked = blocked;
+  kz_sim_tr_begin(sim, blocked ? "partition" : "heal");
+  kz_sim_tr_str(sim, "from", from->name);
+  kz_sim_tr_str(sim, "to", to->name);
+  kz_sim_tr_end(sim);
+  return 0;
+}
+
+int kz_sim_partition(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                     bool both) {
+  int rc = block_one(sim, from, to, true);
+  if (!rc && both) rc = block_one(sim, to, from, true);
+  return rc;
+}
+
+int kz_sim_heal(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to, bool both) {
+  int rc = block_one(sim, from, to, false);
+  if (!rc && both) rc = block_one(sim, to, from, false);
+  return rc;
+}
+
+void kz_sim_heal_all(struct kz_sim *sim) {
+  size_t pos = 0;
+  const void *k;
+  size_t kl;
+  void *v;
+  while (kz_map_next(&sim->links, &pos, &k, &kl, &v)) {
+    struct sim_path *l = v;
+    if (l->blocked) block_one(sim, l->from, l->to, false);
+  }
+}
+
+bool kz_sim_link_blocked(const struct kz_sim *sim, const struct kz_sim_host *from,
+                         const struct kz_sim_host *to) {
+  const struct sim_path *l = path_find(sim, from, to);
+  return l && l->blocked;
+}
+
+/* A scheduled partition: fires once to block, then again to heal. */
+struct partition_job {
+  struct sim_event ev;
+  struct kz_sim_host *from, *to;
+  bool both;
+  bool heal;
+  uint64_t duration;
+};
+
+static void partition_job_discard(struct kz_sim *sim, struct sim_event *ev) {
+  (void)sim;
+  kz_free(KZ_CONTAINER_OF(ev, struct partition_job, ev));
+}
+
+static void partition_job_fire(struct kz_sim *sim, struct sim_event *ev) {
+  struct partition_job *j = KZ_CONTAINER_OF(ev, struct partition_job, ev);
+  if (j->heal) {
+    kz_sim_heal(sim, j->from, j->to, j->both);
+    kz_free(j);
+    return;
+  }
+  if (kz_sim_partition(sim, j->from, j->to, j->both) != 0) kz_sim_fail(sim, KZ_ENOMEM);
+  if (j->duration == UINT64_MAX) {
+    kz_free(j);
+    return;
+  }
+  j->heal = true;
+  uint64_t t = sim->now + j->duration < sim->now ? UINT64_MAX : sim->now + j->duration;
+  if (kz_sim_schedule(sim, &j->ev, t) != 0) kz_free(j);
+}
+
+int kz_sim_partition_at(struct kz_sim *sim, uint64_t at_ns, uint64_t duration_ns,
+                        struct kz_sim_host *from, struct kz_sim_host *to, bool both) {
+  if (!from || !to || from->sim != sim || to->sim != sim) return KZ_EINVAL;
+  struct partition_job *j = kz_calloc(1, sizeof *j);
+  if (!j) return KZ_ENOMEM;
+  kz_heap_node_init(&j->ev.node);
+  j->ev.fire = partition_job_fire;
+  j->ev.discard = partition_job_discard;
+  j->from = from;
+  j->to = to;
+  j->both = both;
+  j->duration = duration_ns;
+  /* A failed push is reported, it does not poison the run. */
+  int rc = kz_heap_push(&sim->queue, &j->ev.node, at_ns < sim->now ? sim->now : at_ns);
+  if (rc) kz_free(j);
+  return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Processes */
 
@@ -311,6 +550,9 @@ static void proc_timer_discard(struct kz_sim *sim, struct sim_event *ev) {
 static size_t proc_release(struct kz_sim_proc *p) {
   size_t reclaimed = kz_sim_net_reclaim(p) + kz_sim_fs_reclaim(p);
   kz_sim_unschedule(p->host->sim, &p->timer_ev);
+  p->timer_admitted = false;
+  p->timer_waiting = false;
+  p->stall_until = 0;
   if (p->env_live) {
     kz_env_deinit(&p->env);
     p->env_live = false;

@@ -1,4 +1,4 @@
-/* sim_internal.h — the simulator's private structures, shared by sim.c, trace.c, net.c, storage.c and driver.c. */
+/* sim_internal.h — the simulator's private structures, shared by sim.c, trace.c, net.c, storage.c, cpu.c, pcap.c and driver.c. */
 #ifndef KZ_SIM_INTERNAL_H
 #define KZ_SIM_INTERNAL_H
 
@@ -37,10 +37,27 @@ void kz_sim_fail(struct kz_sim *sim, int err);
 /* ------------------------------------------------------------------ */
 /* Links */
 
-struct sim_link {
-  uint64_t latency_ns;
-  /* Later: loss_ppm, jitter_ns, dup_ppm, reorder_ppm, partitioned. */
+/* One directed path (from -> to): its configuration when set
+ * explicitly, and the state every path carrying traffic has (its own
+ * PRNG sub-stream, the partition flag, what is in flight).  Created on
+ * first use, freed with the simulator. */
+struct sim_path {
+  struct kz_sim_host *from, *to;
+  bool custom;                 /* cfg set by kz_sim_link_set(_latency) */
+  struct kz_sim_link_cfg cfg;  /* valid when custom */
+  bool blocked;                /* partitioned */
+  struct kz_prng prng;         /* "net:<from>-><to>" */
+  uint32_t inflight_pkts;      /* datagrams on the wire */
+  uint64_t inflight_bytes;
 };
+
+/* The path from -> to, created when missing (NULL on KZ_ENOMEM, the
+ * simulator is then marked failed). */
+struct sim_path *kz_sim_path(struct kz_sim *sim, struct kz_sim_host *from,
+                             struct kz_sim_host *to);
+/* The configuration in force on a path. */
+const struct kz_sim_link_cfg *kz_sim_path_cfg(const struct kz_sim *sim,
+                                              const struct sim_path *path);
 
 /* ------------------------------------------------------------------ */
 /* Hosts and processes */
@@ -52,6 +69,9 @@ struct kz_sim_proc {
   const void *cfg;
   void *instance;
   bool running;         /* started and not crashed */
+  uint64_t stall_until; /* events wait until then (kz_sim_proc_stall) */
+  bool timer_admitted;  /* timer_ev charged to a core (kz_sim_cpu_gate) */
+  bool timer_waiting;   /* timer_ev rescheduled to its CPU start time */
   bool env_live;        /* env initialised */
   uint64_t boot;        /* incremented at every start */
   struct kz_env env;
@@ -66,8 +86,14 @@ struct kz_sim_host {
   struct kz_addr addr;
   bool up;
   bool crashing; /* inside kz_sim_host_crash: nothing leaves */
-  int64_t clock_skew_ns;
-  struct kz_prng prng; /* "host:<name>", for the later CPU/fault models */
+  int64_t clock_skew_ns; /* includes the drift accumulated before drift_base */
+  int32_t drift_ppm;
+  uint64_t drift_base;   /* virtual time the current drift rate applies from */
+  enum kz_sim_crash_mode crash_mode;
+  struct kz_prng prng; /* "host:<name>": torn writes */
+  unsigned cores;
+  uint64_t core_free[64]; /* when each core is next free */
+  struct kz_sim_cpu_stats cpu;
   struct kz_sim_proc **procs;
   size_t n_procs;
   struct kz_map udp_ports;    /* port (2 bytes BE) -> struct sim_bind */
@@ -96,6 +122,7 @@ enum sim_end_state {
 };
 
 struct sim_conn;
+struct seg_ev; /* net.c */
 
 struct sim_end {
   struct sim_conn *conn;
@@ -110,6 +137,17 @@ struct sim_end {
   bool close_delivered;  /* on_close already given to the user */
   struct kz_buf pending; /* written while connecting */
   uint64_t last_arrival; /* arrival of our latest segment at the peer (FIFO) */
+  /* Segments waiting for a blocked path (in order), retried by rtx_ev
+   * every stall_rto; they hold no reference on the connection. */
+  struct seg_ev *stall_head, *stall_tail;
+  uint64_t stall_since;
+  uint64_t stall_rto;
+  struct sim_event rtx_ev; /* holds a connection reference while queued */
+  bool timed_out;          /* gave up (stream timeout): answers with RST */
+  bool pending_accept;     /* accepted by the kernel, accept callback not run yet */
+  /* TCP numbers for the pcap: our next sequence number, and the next we
+   * expect from the peer. */
+  uint32_t snd_nxt, rcv_nxt;
 };
 
 struct sim_conn {
@@ -128,6 +166,9 @@ struct sim_file {
   struct kz_buf cur;
   struct kz_buf synced;
   bool durable; /* has been synced: exists after a crash */
+  /* Writes and truncates since the last sync, in order, for torn crashes:
+   * records of [type 'W' or 'T'][u64 offset or size][u64 len][bytes]. */
+  struct kz_buf wlog;
 };
 
 struct sim_fh {
@@ -147,15 +188,25 @@ struct kz_sim {
   uint64_t now;
   int failed; /* sticky KZ_E* code, 0 when healthy */
   struct kz_heap queue;
-  struct kz_prng net_prng; /* "net", for the later loss/jitter model */
+  struct kz_prng net_prng; /* "net": nothing draws from it (paths have their own) */
 
   struct kz_sim_host **hosts;
   size_t n_hosts;
   struct kz_map hosts_by_ip; /* 4 bytes -> host */
 
-  struct kz_map links; /* (from id, to id) 8 bytes -> struct sim_link */
-  struct sim_link default_link;
+  struct kz_map links; /* (from id, to id) 8 bytes -> struct sim_path */
+  struct kz_sim_link_cfg default_link;
   uint64_t connect_timeout_ns;
+  uint64_t stream_timeout_ns;
+
+  /* CPU cost table: the default row and rows by app name. */
+  struct kz_sim_cost default_cost;
+  struct sim_cost_row *cost_rows;
+  size_t n_cost_rows;
+
+  /* pcap output */
+  FILE *pcap_file;
+  uint16_t ip_id; /* IPv4 identification counter */
 
   struct sim_conn *conns_head, *conns_tail;
   uint64_t next_conn_id;
@@ -171,6 +222,11 @@ struct kz_sim {
   struct kz_buf line; /* scratch for the line being built */
   bool line_ok;       /* no allocation failure while building it */
   bool trace_off;     /* teardown: lines are dropped */
+};
+
+struct sim_cost_row {
+  char kind[32];
+  struct kz_sim_cost cost;
 };
 
 /* ------------------------------------------------------------------ */
@@ -201,6 +257,8 @@ struct kz_sim_host *kz_sim_host_by_ip(const struct kz_sim *sim,
                                    const struct kz_addr *a);
 uint64_t kz_sim_latency(const struct kz_sim *sim, const struct kz_sim_host *from,
                      const struct kz_sim_host *to);
+/* What kz_env_wall adds to KZ_SIM_EPOCH_NS + now on host h: skew and drift. */
+int64_t kz_sim_host_wall_offset(const struct kz_sim_host *h);
 
 /* ------------------------------------------------------------------ */
 /* Network (net.c) */
@@ -248,6 +306,30 @@ size_t kz_sim_fs_reclaim(struct kz_sim_proc *p);
  * Returns the number of files that vanished. */
 size_t kz_sim_fs_host_crashed(struct kz_sim_host *h, size_t *reverted);
 void kz_sim_fs_host_free(struct kz_sim_host *h);
+
+/* ------------------------------------------------------------------ */
+/* CPU model (cpu.c) */
+
+/* Gate in front of every event handed to process p (NULL: kernel work,
+ * always runs now).  `*admitted` is the event's own flag, false when it
+ * is first seen.  Returns true when the event runs now; otherwise the
+ * caller reschedules the event at *at and returns (the gate is asked
+ * again then). */
+bool kz_sim_cpu_gate(struct kz_sim_proc *p, bool *admitted, enum kz_sim_work kind,
+                     size_t len, uint64_t *at);
+void kz_sim_cpu_free(struct kz_sim *sim);
+
+/* ------------------------------------------------------------------ */
+/* pcap (pcap.c) */
+
+/* A datagram arriving at its destination now. */
+void kz_sim_pcap_udp(struct kz_sim *sim, const struct kz_addr *src, const struct kz_addr *dst,
+                     const uint8_t *data, size_t len);
+enum { KZ_SIM_TCP_FIN = 0x01, KZ_SIM_TCP_SYN = 0x02, KZ_SIM_TCP_RST = 0x04,
+       KZ_SIM_TCP_PSH = 0x08, KZ_SIM_TCP_ACK = 0x10 };
+/* A TCP segment arriving now; data longer than one MSS is split. */
+void kz_sim_pcap_tcp(struct kz_sim *sim, const struct kz_addr *src, const struct kz_addr *dst,
+                     uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *data, size_t len);
 
 /* ------------------------------------------------------------------ */
 /* Driver (driver.c) */

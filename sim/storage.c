@@ -11,7 +11,9 @@
  *  - rename and remove change the name table at once, durably (a rename
  *    moves both images, like a journaled directory update);
  *  - a crash reverts every file to its synced image and drops files that
- *    were never synced.
+ *    were never synced (KZ_SIM_CRASH_REVERT), or, in KZ_SIM_CRASH_TORN
+ *    mode, may instead keep a prefix of the unsynced writes, replayed
+ *    from the write log kept since the last sync.
  * Files are reference-counted: an open handle keeps a removed or
  * replaced file alive (POSIX unlink semantics) until it is closed. */
 
@@ -19,6 +21,30 @@ static void file_dtor(void *obj) {
   struct sim_file *f = obj;
   kz_buf_free(&f->cur);
   kz_buf_free(&f->synced);
+  kz_buf_free(&f->wlog);
+}
+
+/* Appends a record to the write log: 'W' (offset, bytes) or 'T' (new
+ * size).  Returns 0 or KZ_ENOMEM. */
+static int wlog_add(struct sim_file *f, uint8_t type, uint64_t off, const void *data, size_t len) {
+  uint8_t h[17];
+  h[0] = type;
+  for (int i = 0; i < 8; i++) {
+    h[1 + i] = (uint8_t)(off >> (56 - 8 * i));
+    h[9 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+  }
+  size_t before = f->wlog.len;
+  if (kz_buf_append(&f->wlog, h, sizeof h) != 0 || kz_buf_append(&f->wlog, data, len) != 0) {
+    f->wlog.len = before;
+    return KZ_ENOMEM;
+  }
+  return 0;
+}
+
+static uint64_t get_be64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
+  return v;
 }
 
 /* "<proc>/<path>" into out; the core has validated `path`. */
@@ -74,7 +100,14 @@ int kz_sim_fs_open(struct kz_sim_proc *p, struct kz_file *f, const char *path, i
     }
     kz_ref(file); /* one for the name table, one for the handle */
   }
-  if ((flags & KZ_FILE_TRUNC) && (flags & KZ_FILE_WRITE)) kz_buf_reset(&file->cur);
+  if ((flags & KZ_FILE_TRUNC) && (flags & KZ_FILE_WRITE)) {
+    if (wlog_add(file, 'T', 0, NULL, 0) != 0) {
+      kz_deref(file);
+      kz_free(fh);
+      return KZ_ENOMEM;
+    }
+    kz_buf_reset(&file->cur);
+  }
   fh->file = file;
   fh->f = kz_ref(f);
   fh->proc = p;
@@ -112,6 +145,7 @@ int kz_sim_fs_write(struct kz_sim_proc *p, struct kz_file *f, uint64_t off, cons
     int rc = buf_resize(&file->cur, end);
     if (rc) return rc;
   }
+  if (wlog_add(file, 'W', off, buf, len) != 0) return KZ_ENOMEM;
   if (len) memcpy(file->cur.data + off, buf, len);
   return 0;
 }
@@ -125,7 +159,9 @@ int kz_sim_fs_size(struct kz_sim_proc *p, struct kz_file *f, uint64_t *size) {
 int kz_sim_fs_truncate(struct kz_sim_proc *p, struct kz_file *f, uint64_t size) {
   (void)p;
   if (!(fh_of(f)->flags & KZ_FILE_WRITE)) return KZ_EINVAL;
-  return buf_resize(&fh_of(f)->file->cur, size);
+  struct sim_file *file = fh_of(f)->file;
+  if (wlog_add(file, 'T', size, NULL, 0) != 0) return KZ_ENOMEM;
+  return buf_resize(&file->cur, size);
 }
 
 int kz_sim_fs_sync(struct kz_sim_proc *p, struct kz_file *f) {
@@ -135,6 +171,7 @@ int kz_sim_fs_sync(struct kz_sim_proc *p, struct kz_file *f) {
   kz_buf_reset(&file->synced);
   if (kz_buf_append(&file->synced, file->cur.data, file->cur.len) != 0) return KZ_EIO;
   file->durable = true;
+  kz_buf_reset(&file->wlog);
   trace_fs(p, "fsync", fh->path);
   kz_sim_tr_payload(p->host->sim, file->cur.data, file->cur.len);
   kz_sim_tr_end(p->host->sim);
@@ -199,6 +236,45 @@ size_t kz_sim_fs_reclaim(struct kz_sim_proc *p) {
   return n;
 }
 
+/* Torn crash of one file: the synced image (empty when never synced)
+ * plus the first `k` bytes of the logged writes, in order; truncates
+ * on the way apply in full.  Returns 0 or KZ_ENOMEM. */
+static int torn_image(struct sim_file *file, uint64_t k, struct kz_buf *out) {
+  if (file->durable && kz_buf_append(out, file->synced.data, file->synced.len) != 0)
+    return KZ_ENOMEM;
+  const uint8_t *p = file->wlog.data;
+  size_t left = file->wlog.len;
+  while (left >= 17) {
+    uint8_t type = p[0];
+    uint64_t off = get_be64(p + 1), len = get_be64(p + 9);
+    if (type == 'T') {
+      if (buf_resize(out, off) != 0) return KZ_ENOMEM;
+    } else {
+      if (k == 0) break;
+      uint64_t n = len < k ? len : k;
+      if (off + n > out->len && buf_resize(out, off + n) != 0) return KZ_ENOMEM;
+      if (n) memcpy(out->data + off, p + 17, (size_t)n);
+      k -= n;
+    }
+    p += 17 + len;
+    left -= 17 + (size_t)len;
+  }
+  return 0;
+}
+
+static uint64_t wlog_bytes(const struct sim_file *file) {
+  uint64_t total = 0;
+  const uint8_t *p = file->wlog.data;
+  size_t left = file->wlog.len;
+  while (left >= 17) {
+    uint64_t len = get_be64(p + 9);
+    if (p[0] == 'W') total += len;
+    p += 17 + len;
+    left -= 17 + (size_t)len;
+  }
+  return total;
+}
+
 size_t kz_sim_fs_host_crashed(struct kz_sim_host *h, size_t *reverted) {
   size_t vanished = 0, kept = 0, pos = 0;
   const void *k;
@@ -206,6 +282,34 @@ size_t kz_sim_fs_host_crashed(struct kz_sim_host *h, size_t *reverted) {
   void *v;
   while (kz_map_next(&h->files, &pos, &k, &kl, &v)) {
     struct sim_file *file = v;
+    if (h->crash_mode == KZ_SIM_CRASH_TORN && file->wlog.len) {
+      /* Two draws per changed file, always, from the host's stream. */
+      bool torn = kz_prng_chance_ppm(&h->prng, 500000);
+      uint64_t total = wlog_bytes(file);
+      uint64_t keep = kz_prng_below(&h->prng, total + 1);
+      if (torn) {
+        struct kz_buf img;
+        kz_buf_init(&img);
+        if (torn_image(file, keep, &img) != 0) kz_sim_fail(h->sim, KZ_ENOMEM);
+        kz_buf_free(&file->cur);
+        kz_buf_free(&file->synced);
+        file->cur = img;
+        kz_buf_init(&file->synced);
+        if (kz_buf_append(&file->synced, img.data, img.len) != 0) kz_sim_fail(h->sim, KZ_ENOMEM);
+        file->durable = true;
+        kz_buf_reset(&file->wlog);
+        kz_sim_tr_begin(h->sim, "storage_torn");
+        kz_sim_tr_who(h->sim, h, NULL);
+        kz_sim_tr_strn(h->sim, "path", (const char *)k, kl);
+        kz_sim_tr_u64(h->sim, "kept_bytes", keep);
+        kz_sim_tr_u64(h->sim, "of", total);
+        kz_sim_tr_payload(h->sim, img.data, img.len);
+        kz_sim_tr_end(h->sim);
+        kept++;
+        continue;
+      }
+    }
+    kz_buf_reset(&file->wlog);
     if (!file->durable) {
       char key[256]; /* the map frees its copy of the key */
       if (kl >= sizeof key) kl = sizeof key - 1;

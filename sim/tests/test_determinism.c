@@ -105,12 +105,84 @@ START_TEST(test_trace_file_matches_memory) {
 }
 END_TEST
 
+/* The echo example over a faulty link (jitter, loss, duplication,
+ * reordering) with the pcap on: trace and capture bytes. */
+static void run_faulty(uint64_t seed, struct kz_buf *trace, struct kz_buf *pcap,
+                       struct kz_sim_echo_result *r) {
+  FILE *f = tmpfile();
+  ck_assert_ptr_nonnull(f);
+  struct kz_sim_echo_cfg cfg = {.seed = seed,
+                                .duration_ns = 3000 * MS,
+                                .count = 20,
+                                .jitter_ns = 3 * MS,
+                                .loss_ppm = 100000,
+                                .dup_ppm = 50000,
+                                .reorder_ppm = 50000,
+                                .trace_out = trace,
+                                .pcap_file = f};
+  ck_assert_int_eq(kz_sim_echo_run(&cfg, r), 0);
+  ck_assert_uint_eq(r->tcp_echoes, 20); /* the stream is reliable over loss */
+  long size = ftell(f);
+  ck_assert_int_gt(size, 24);
+  rewind(f);
+  ck_assert_int_eq(kz_buf_reserve(pcap, (size_t)size), 0);
+  ck_assert_uint_eq(fread(pcap->data, 1, (size_t)size, f), (size_t)size);
+  pcap->len = (size_t)size;
+  fclose(f);
+}
+
+START_TEST(test_faulty_link_same_seed_same_bytes) {
+  struct kz_buf t1, t2, p1, p2;
+  kz_buf_init(&t1);
+  kz_buf_init(&t2);
+  kz_buf_init(&p1);
+  kz_buf_init(&p2);
+  struct kz_sim_echo_result r1, r2;
+  run_faulty(7, &t1, &p1, &r1);
+  run_faulty(7, &t2, &p2, &r2);
+  ck_assert_uint_eq(r1.trace_hash, r2.trace_hash);
+  ck_assert_uint_eq(t1.len, t2.len);
+  ck_assert_int_eq(memcmp(t1.data, t2.data, t1.len), 0);
+  ck_assert_uint_eq(p1.len, p2.len);
+  ck_assert_int_eq(memcmp(p1.data, p2.data, p1.len), 0);
+  /* the faults really happened */
+  ck_assert_ptr_nonnull(strstr((const char *)t1.data, "\"reason\":\"loss\""));
+  ck_assert_ptr_nonnull(strstr((const char *)t1.data, "\"ev\":\"udp_dup\""));
+  ck_assert_uint_lt(r1.udp_echoes, 20);
+  kz_buf_free(&t1);
+  kz_buf_free(&t2);
+  kz_buf_free(&p1);
+  kz_buf_free(&p2);
+}
+END_TEST
+
+START_TEST(test_faulty_link_other_seed_differs) {
+  struct kz_buf t1, t2, p1, p2;
+  kz_buf_init(&t1);
+  kz_buf_init(&t2);
+  kz_buf_init(&p1);
+  kz_buf_init(&p2);
+  struct kz_sim_echo_result r1, r2;
+  run_faulty(7, &t1, &p1, &r1);
+  run_faulty(8, &t2, &p2, &r2);
+  ck_assert_uint_ne(r1.trace_hash, r2.trace_hash);
+  ck_assert(p1.len != p2.len || memcmp(p1.data, p2.data, p1.len) != 0);
+  kz_buf_free(&t1);
+  kz_buf_free(&t2);
+  kz_buf_free(&p1);
+  kz_buf_free(&p2);
+}
+END_TEST
+
 static Suite *determinism_suite(void) {
   Suite *s = suite_create("sim-determinism");
   TCase *tc = kz_tcase(s, "seed", 30);
   tcase_add_test(tc, test_same_seed_same_trace);
   tcase_add_test(tc, test_other_seed_other_trace);
   tcase_add_test(tc, test_trace_file_matches_memory);
+  tc = kz_tcase(s, "faults", 30);
+  tcase_add_test(tc, test_faulty_link_same_seed_same_bytes);
+  tcase_add_test(tc, test_faulty_link_other_seed_differs);
   return s;
 }
 

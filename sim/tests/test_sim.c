@@ -2,6 +2,7 @@
 #include <check.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kz/buf.h"
@@ -13,6 +14,8 @@
 #include "kz_test.h"
 
 #define MS UINT64_C(1000000)
+/* Datagrams seed 1 loses of 10,000 at 10% (test_loss_rate_10k). */
+#define LOSS_SEED1 1011
 
 /* ------------------------------------------------------------------ */
 /* A probe app: binds what its cfg says and writes every callback it gets
@@ -456,6 +459,9 @@ START_TEST(test_stream_connect_data_close_order) {
   struct two_hosts t;
   two_hosts_init(&t, 1);
   t.cb.greeting = "hi";
+  /* Pure network timing: the three segments reaching B at 3 ms would
+   * otherwise queue for its cores (the CPU model has its own tests). */
+  kz_sim_set_cost_zero(t.sim);
   two_hosts_start(&t);
   kz_buf_reset(&t.log);
   int s = probe_connect(t.pa, IP_B, 7000);
@@ -746,6 +752,491 @@ START_TEST(test_echo_server_crash_restart) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Network model: loss, duplication, reordering, queues, partitions */
+
+static void set_link(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                     struct kz_sim_link_cfg c) {
+  ck_assert_int_eq(kz_sim_link_set(sim, from, to, &c), 0);
+}
+
+START_TEST(test_loss_rate_10k) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  kz_sim_set_trace_memory(t.sim, false);
+  two_hosts_start(&t);
+  set_link(t.sim, t.a, t.b, (struct kz_sim_link_cfg){.latency_ns = 1 * MS, .loss_ppm = 100000});
+  for (int i = 0; i < 10000; i++) probe_send(t.pa, IP_B, 6000, "x");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 1000 * MS), 0);
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.udp_lost + st.udp_delivered, 10000);
+  /* 10% of 10,000: sigma is 30, so +-4 sigma... */
+  ck_assert_uint_ge(st.udp_lost, 880);
+  ck_assert_uint_le(st.udp_lost, 1120);
+  /* ...and exactly this many for seed 1, on every run and machine. */
+  ck_assert_uint_eq(st.udp_lost, LOSS_SEED1);
+  ck_assert_uint_eq(st.udp_dropped, st.udp_lost);
+  two_hosts_free(&t);
+}
+END_TEST
+
+/* Sequence numbers of "udp from ... 'NNNN'" lines of the log, in order. */
+static size_t parse_seqs(struct two_hosts *t, int *out, size_t max) {
+  size_t n = 0;
+  const char *p = logstr(t);
+  while ((p = strstr(p, "udp from ")) && n < max) {
+    const char *q = strchr(p, '\'');
+    ck_assert_ptr_nonnull(q);
+    out[n++] = atoi(q + 1);
+    p = q + 1;
+  }
+  return n;
+}
+
+START_TEST(test_duplication_and_reordering) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  two_hosts_start(&t);
+  set_link(t.sim, t.a, t.b,
+           (struct kz_sim_link_cfg){.latency_ns = 1 * MS, .dup_ppm = 100000,
+                                    .reorder_ppm = 100000, .reorder_ns = 3 * MS});
+  kz_buf_reset(&t.log);
+  for (int i = 0; i < 1000; i++) {
+    char msg[8];
+    snprintf(msg, sizeof msg, "%04d", i);
+    probe_send(t.pa, IP_B, 6000, msg);
+    ck_assert_int_eq(kz_sim_run_for(t.sim, 100 * 1000), 0); /* 100 us apart */
+  }
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 100 * MS), 0);
+  int *seqs = kz_calloc(3000, sizeof *seqs);
+  ck_assert_ptr_nonnull(seqs);
+  size_t n = parse_seqs(&t, seqs, 3000);
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(n, 1000 + st.udp_duplicated);
+  ck_assert_uint_ge(st.udp_duplicated, 50);
+  ck_assert_uint_ge(st.udp_reordered, 50);
+  int seen[1000] = {0};
+  int overtaken = 0, max = -1;
+  for (size_t i = 0; i < n; i++) {
+    ck_assert(seqs[i] >= 0 && seqs[i] < 1000);
+    if (seqs[i] < max && !seen[seqs[i]]) overtaken++; /* a first copy arriving late */
+    if (seqs[i] > max) max = seqs[i];
+    seen[seqs[i]]++;
+  }
+  for (int i = 0; i < 1000; i++) ck_assert_int_ge(seen[i], 1); /* nothing lost */
+  ck_assert_int_ge(overtaken, 50);
+  kz_free(seqs);
+  ck_assert(trace_has(t.sim, "\"ev\":\"udp_dup\""));
+  two_hosts_free(&t);
+}
+END_TEST
+
+START_TEST(test_queue_limit_drops) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  two_hosts_start(&t);
+  set_link(t.sim, t.a, t.b, (struct kz_sim_link_cfg){.latency_ns = 1 * MS, .queue_packets = 4});
+  for (int i = 0; i < 10; i++) probe_send(t.pa, IP_B, 6000, "q");
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 10 * MS), 0);
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.udp_delivered, 4);
+  ck_assert_uint_eq(st.udp_queue_full, 6);
+  ck_assert(trace_has(t.sim, "\"reason\":\"queue_full\"}"));
+  /* The queue drained: room again. */
+  for (int i = 0; i < 3; i++) probe_send(t.pa, IP_B, 6000, "r");
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 10 * MS), 0);
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.udp_delivered, 7);
+  /* A byte limit: 10 bytes hold two 5-byte datagrams. */
+  set_link(t.sim, t.a, t.b, (struct kz_sim_link_cfg){.latency_ns = 1 * MS, .queue_bytes = 10});
+  for (int i = 0; i < 3; i++) probe_send(t.pa, IP_B, 6000, "12345");
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 10 * MS), 0);
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.udp_delivered, 9);
+  ck_assert_uint_eq(st.udp_queue_full, 7);
+  two_hosts_free(&t);
+}
+END_TEST
+
+static void send_both_ways(struct two_hosts *t, const char *tag) {
+  char m[32];
+  snprintf(m, sizeof m, "%s-ab", tag);
+  probe_send(t->pa, IP_B, 6000, m);
+  snprintf(m, sizeof m, "%s-ba", tag);
+  probe_send(t->pb, IP_A, 5000, m);
+}
+
+START_TEST(test_partition_asymmetric_and_heal) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  kz_sim_set_cost_zero(t.sim);
+  two_hosts_start(&t);
+  kz_buf_reset(&t.log);
+  ck_assert_int_eq(kz_sim_partition(t.sim, t.a, t.b, false), 0); /* a -> b only */
+  ck_assert(kz_sim_link_blocked(t.sim, t.a, t.b));
+  ck_assert(!kz_sim_link_blocked(t.sim, t.b, t.a));
+  send_both_ways(&t, "1");
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 10 * MS), 0);
+  ck_assert_int_eq(kz_sim_heal(t.sim, t.a, t.b, false), 0);
+  send_both_ways(&t, "2");
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 10 * MS), 0);
+  /* A scheduled symmetric partition from 100 ms, for 50 ms. */
+  ck_assert_int_eq(kz_sim_partition_at(t.sim, 100 * MS, 50 * MS, t.a, t.b, true), 0);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 120 * MS), 0);
+  ck_assert(kz_sim_link_blocked(t.sim, t.a, t.b) && kz_sim_link_blocked(t.sim, t.b, t.a));
+  send_both_ways(&t, "3");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 160 * MS), 0);
+  ck_assert(!kz_sim_link_blocked(t.sim, t.a, t.b) && !kz_sim_link_blocked(t.sim, t.b, t.a));
+  send_both_ways(&t, "4");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 200 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "1000000 A udp from 10.0.0.2:6000 '1-ba'\n"
+                               "11000000 B udp from 10.0.0.1:5000 '2-ab'\n"
+                               "11000000 A udp from 10.0.0.2:6000 '2-ba'\n"
+                               "161000000 B udp from 10.0.0.1:5000 '4-ab'\n"
+                               "161000000 A udp from 10.0.0.2:6000 '4-ba'\n");
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.udp_partitioned, 3);
+  ck_assert(trace_has(t.sim, "\"ev\":\"partition\",\"from\":\"a\",\"to\":\"b\"}"));
+  ck_assert(trace_has(t.sim, "{\"t\":150000000,\"ev\":\"heal\",\"from\":\"b\",\"to\":\"a\"}"));
+  ck_assert(trace_has(t.sim, "\"reason\":\"partition\"}"));
+  two_hosts_free(&t);
+}
+END_TEST
+
+/* Concatenates the payloads of B's "data s<i> '...'" log lines. */
+static void collect_data(struct two_hosts *t, const char *who, struct kz_buf *out) {
+  const char *p = logstr(t);
+  while ((p = strstr(p, who))) {
+    p += strlen(who);
+    const char *end = strstr(p, "'\n");
+    ck_assert_ptr_nonnull(end);
+    kz_buf_append(out, p, (size_t)(end - p));
+    p = end;
+  }
+}
+
+START_TEST(test_stream_over_lossy_link_in_order) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  two_hosts_start(&t);
+  struct kz_sim_link_cfg c = {.latency_ns = 1 * MS, .jitter_ns = 2 * MS, .loss_ppm = 200000};
+  set_link(t.sim, t.a, t.b, c);
+  set_link(t.sim, t.b, t.a, c);
+  int s = probe_connect(t.pa, IP_B, 7000);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 5000 * MS), 0);
+  ck_assert_ptr_nonnull(strstr(logstr(&t), "A connect s0"));
+  kz_buf_reset(&t.log);
+  struct kz_buf want, got;
+  kz_buf_init(&want);
+  kz_buf_init(&got);
+  for (int i = 0; i < 300; i++) {
+    char chunk[8];
+    snprintf(chunk, sizeof chunk, "%05d,", i);
+    probe_write(t.pa, s, chunk);
+    kz_buf_append_cstr(&want, chunk);
+  }
+  probe_close(t.pa, s);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 300000 * MS), 0);
+  collect_data(&t, "B data s0 '", &got);
+  ck_assert_uint_eq(got.len, want.len);
+  ck_assert_int_eq(memcmp(got.data, want.data, want.len), 0); /* every byte, in order */
+  ck_assert_ptr_nonnull(strstr(logstr(&t), "B close s0 KZ_OK"));
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_ge(st.stream_retransmits, 30); /* ~20% of 301 segments */
+  ck_assert(trace_has(t.sim, "\"ev\":\"tcp_retx\""));
+  /* Slower than the 1-3 ms a clean link takes: losses cost 200 ms+ and
+   * everything behind waits. */
+  const char *close_line = strstr(logstr(&t), "B close s0");
+  const char *line = close_line;
+  while (line > logstr(&t) && line[-1] != '\n') line--;
+  ck_assert_uint_gt(strtoull(line, NULL, 10), 5200 * MS);
+  kz_buf_free(&want);
+  kz_buf_free(&got);
+  two_hosts_free(&t);
+}
+END_TEST
+
+START_TEST(test_stream_long_partition_resets) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  kz_sim_set_cost_zero(t.sim);
+  kz_sim_set_stream_timeout(t.sim, 5000 * MS);
+  two_hosts_start(&t);
+  int s = probe_connect(t.pa, IP_B, 7000);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 10 * MS), 0);
+  kz_buf_reset(&t.log);
+  /* A short partition only delays: the data leaves when it heals. */
+  ck_assert_int_eq(kz_sim_partition_at(t.sim, 10 * MS, 1000 * MS, t.a, t.b, true), 0);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 10 * MS), 0);
+  probe_write(t.pa, s, "p");
+  probe_write(t.pa, s, "q");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 3000 * MS), 0);
+  /* retried at 0.2, 0.6, 1.4 s after 10 ms: open at the third */
+  ck_assert_str_eq(logstr(&t), "1411000000 B data s0 'p'\n"
+                               "1411000000 B data s0 'q'\n");
+  kz_buf_reset(&t.log);
+  /* A long one: A gives up after the stream timeout (retries at 0.2,
+   * 0.6, 1.4, 3.0, 6.2 s: the first past 5 s), B learns of it when it
+   * writes after the heal. */
+  ck_assert_int_eq(kz_sim_partition(t.sim, t.a, t.b, true), 0);
+  probe_write(t.pa, s, "lost");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 20000 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "9200000000 A close s0 KZ_ETIMEDOUT\n");
+  ck_assert(trace_has(t.sim, "\"reason\":\"stream_timeout\"}"));
+  kz_sim_heal_all(t.sim);
+  probe_write(t.pb, 0, "y");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 21000 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "9200000000 A close s0 KZ_ETIMEDOUT\n"
+                               "20002000000 B close s0 KZ_ECONNRESET\n");
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.streams_timed_out, 1);
+  probe_close(t.pa, s);
+  probe_close(t.pb, 0);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 22000 * MS), 0);
+  ck_assert_uint_eq(kz_sim_pending_events(t.sim), 0);
+  two_hosts_free(&t);
+}
+END_TEST
+
+/* Changing the loss rate of a -> b changes nothing on c -> d: every path
+ * draws from its own sub-stream. */
+static void run_two_paths(uint32_t loss_ab, struct kz_buf *log_b, struct kz_buf *log_d) {
+  struct kz_sim *sim;
+  ck_assert_int_eq(kz_sim_new(&sim, 9), 0);
+  struct kz_sim_host *h[4];
+  const char *names[] = {"a", "b", "c", "d"};
+  for (int i = 0; i < 4; i++) {
+    struct kz_addr ip = kz_addr_v4(IP_A + (uint32_t)i, 0);
+    ck_assert_int_eq(kz_sim_host_add(sim, names[i], &ip, &h[i]), 0);
+  }
+  struct probe_cfg cfg[4] = {
+      {.name = "A", .log = log_b, .udp_port = 5000},
+      {.name = "B", .log = log_b, .udp_port = 6000},
+      {.name = "C", .log = log_d, .udp_port = 5000},
+      {.name = "D", .log = log_d, .udp_port = 6000},
+  };
+  struct kz_sim_proc *p[4];
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(kz_sim_proc_add(h[i], names[i], &probe_app, &cfg[i], &p[i]), 0);
+  ck_assert_int_eq(kz_sim_link_set(sim, h[0], h[1],
+                                   &(struct kz_sim_link_cfg){.latency_ns = MS, .jitter_ns = 5 * MS,
+                                                             .loss_ppm = loss_ab}),
+                   0);
+  ck_assert_int_eq(kz_sim_link_set(sim, h[2], h[3],
+                                   &(struct kz_sim_link_cfg){.latency_ns = MS, .jitter_ns = 5 * MS,
+                                                             .loss_ppm = 100000, .dup_ppm = 100000}),
+                   0);
+  for (int i = 0; i < 200; i++) {
+    char m[8];
+    snprintf(m, sizeof m, "%d", i);
+    probe_send(p[0], IP_A + 1, 6000, m);
+    probe_send(p[2], IP_A + 3, 6000, m);
+    ck_assert_int_eq(kz_sim_run_for(sim, MS), 0);
+  }
+  ck_assert_int_eq(kz_sim_run_for(sim, 100 * MS), 0);
+  kz_sim_free(sim);
+}
+
+START_TEST(test_path_substreams_independent) {
+  struct kz_buf b1, d1, b2, d2;
+  kz_buf_init(&b1);
+  kz_buf_init(&d1);
+  kz_buf_init(&b2);
+  kz_buf_init(&d2);
+  run_two_paths(0, &b1, &d1);
+  run_two_paths(300000, &b2, &d2);
+  ck_assert_uint_gt(d1.len, 1000);
+  ck_assert_uint_eq(d1.len, d2.len);
+  ck_assert_int_eq(memcmp(d1.data, d2.data, d1.len), 0); /* c -> d: identical times */
+  ck_assert_uint_gt(b1.len, b2.len);                     /* a -> b: fewer arrived */
+  kz_buf_free(&b1);
+  kz_buf_free(&d1);
+  kz_buf_free(&b2);
+  kz_buf_free(&d2);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Host faults: torn writes, clock drift, stalls */
+
+START_TEST(test_torn_write_crash_keeps_prefix) {
+  static const char full[] = "AAAABBBBCCCC";
+  int reverted = 0, torn_mid = 0, torn_full = 0, new_vanished = 0, new_kept = 0;
+  for (uint64_t seed = 1; seed <= 40; seed++) {
+    struct two_hosts t;
+    two_hosts_init(&t, seed);
+    ck_assert_int_eq(kz_sim_host_set_crash_mode(t.b, (enum kz_sim_crash_mode)7), KZ_EINVAL);
+    ck_assert_int_eq(kz_sim_host_set_crash_mode(t.b, KZ_SIM_CRASH_TORN), 0);
+    two_hosts_start(&t);
+    struct kz_env *env = kz_sim_proc_env(t.pb);
+    struct kz_file *f = NULL;
+    ck_assert_int_eq(kz_file_open(env, "log", KZ_FILE_WRITE | KZ_FILE_CREATE, &f), 0);
+    ck_assert_int_eq(kz_file_write(f, 0, "AAAA", 4), 0);
+    ck_assert_int_eq(kz_file_sync(f), 0);
+    ck_assert_int_eq(kz_file_write(f, 4, "BBBB", 4), 0);
+    ck_assert_int_eq(kz_file_write(f, 8, "CCCC", 4), 0);
+    kz_file_close(f);
+    file_put(env, "new", "ZZZ", false);
+    ck_assert_int_eq(kz_sim_host_crash(t.b), 0);
+    const uint8_t *d;
+    size_t n;
+    ck_assert_int_eq(kz_sim_file_get(t.pb, "log", false, &d, &n), 0);
+    ck_assert_uint_ge(n, 4);
+    ck_assert_uint_le(n, 12);
+    ck_assert_int_eq(memcmp(d, full, n), 0); /* a prefix of the writes, in order */
+    if (n == 4) reverted++;
+    else if (n < 12) torn_mid++;
+    else torn_full++;
+    if (kz_sim_file_get(t.pb, "new", false, &d, &n) == KZ_ENOENT) {
+      new_vanished++;
+    } else {
+      ck_assert_uint_le(n, 3);
+      ck_assert_int_eq(memcmp(d, "ZZZ", n), 0);
+      new_kept++;
+    }
+    two_hosts_free(&t);
+  }
+  ck_assert_int_gt(reverted, 0);
+  ck_assert_int_gt(torn_mid, 0);
+  ck_assert_int_gt(new_vanished, 0);
+  ck_assert_int_gt(new_kept, 0);
+  (void)torn_full;
+}
+END_TEST
+
+START_TEST(test_clock_drift) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  two_hosts_start(&t);
+  struct kz_env *env = kz_sim_proc_env(t.pa);
+  kz_sim_host_set_clock_drift(t.a, 1000); /* 1 ms fast per second */
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 10000 * MS), 0);
+  ck_assert_int_eq(kz_env_wall(env), KZ_SIM_EPOCH_NS + (int64_t)(10000 * MS) + (int64_t)(10 * MS));
+  ck_assert_uint_eq(kz_env_now(env), 10000 * MS); /* the monotonic clock does not drift */
+  kz_sim_host_set_clock_drift(t.a, -500); /* the wall clock does not jump */
+  ck_assert_int_eq(kz_env_wall(env), KZ_SIM_EPOCH_NS + (int64_t)(10000 * MS) + (int64_t)(10 * MS));
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 20000 * MS), 0);
+  ck_assert_int_eq(kz_env_wall(env), KZ_SIM_EPOCH_NS + (int64_t)(20000 * MS) + (int64_t)(5 * MS));
+  /* the other host keeps true time */
+  ck_assert_int_eq(kz_env_wall(kz_sim_proc_env(t.pb)), KZ_SIM_EPOCH_NS + (int64_t)(20000 * MS));
+  ck_assert(trace_has(t.sim, "\"ev\":\"clock_drift\",\"host\":\"a\",\"ppm\":-500}"));
+  two_hosts_free(&t);
+}
+END_TEST
+
+START_TEST(test_process_stall_delays_handling) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  t.cb.n_timers = 1; /* B's timer at 3 ms */
+  two_hosts_start(&t);
+  kz_buf_reset(&t.log);
+  ck_assert_int_eq(kz_sim_proc_stall_at(t.pb, 1 * MS, 50 * MS), 0);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 2 * MS), 0);
+  probe_send(t.pa, IP_B, 6000, "during");
+  probe_send(t.pb, IP_A, 5000, "from-b"); /* a stalled process's earlier work still left */
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 100 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "3000000 A udp from 10.0.0.2:6000 'from-b'\n"
+                               "51000000 B timer 0\n"
+                               "51000000 B udp from 10.0.0.1:5000 'during'\n");
+  struct kz_sim_stats st;
+  kz_sim_stats(t.sim, &st);
+  ck_assert_uint_eq(st.stalls, 1);
+  ck_assert(trace_has(t.sim, "{\"t\":1000000,\"ev\":\"stall\",\"host\":\"b\",\"proc\":\"pb\",\"until\":51000000}"));
+  two_hosts_free(&t);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* CPU model */
+
+/* Times of B's "udp from" log lines. */
+static size_t handle_times(struct two_hosts *t, uint64_t *out, size_t max) {
+  size_t n = 0;
+  const char *p = logstr(t);
+  while (*p && n < max) {
+    const char *nl = strchr(p, '\n');
+    if (strstr(p, " B udp from") && strstr(p, " B udp from") < nl) out[n++] = strtoull(p, NULL, 10);
+    p = nl + 1;
+  }
+  return n;
+}
+
+static void cpu_burst(unsigned cores, uint64_t *times, struct kz_sim_cpu_stats *cs) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  struct kz_sim_cost c = {{0}, 0};
+  c.base_ns[KZ_SIM_WORK_DGRAM] = 100 * 1000; /* 100 us per datagram */
+  ck_assert_int_eq(kz_sim_set_cost(t.sim, "probe", &c), 0);
+  ck_assert_int_eq(kz_sim_host_set_cores(t.b, cores), 0);
+  ck_assert_uint_eq(kz_sim_host_cores(t.b), cores);
+  two_hosts_start(&t);
+  kz_buf_reset(&t.log);
+  for (int i = 0; i < 8; i++) probe_send(t.pa, IP_B, 6000, "w");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 100 * MS), 0);
+  ck_assert_uint_eq(handle_times(&t, times, 8), 8);
+  kz_sim_host_cpu_stats(t.b, cs);
+  two_hosts_free(&t);
+}
+
+START_TEST(test_cpu_cores_serve_queue) {
+  uint64_t t1[8], t2[8];
+  struct kz_sim_cpu_stats c1, c2;
+  cpu_burst(1, t1, &c1);
+  cpu_burst(2, t2, &c2);
+  /* 8 datagrams reach B at 1 ms.  One core: started 100 us apart, the
+   * last done at 1 ms + 8 * cost. */
+  for (int i = 0; i < 8; i++) ck_assert_uint_eq(t1[i], 1 * MS + (uint64_t)i * 100000);
+  ck_assert_uint_eq(t1[7] + 100000 - 1 * MS, 8 * 100000);
+  /* Two cores: half the time. */
+  for (int i = 0; i < 8; i++) ck_assert_uint_eq(t2[i], 1 * MS + (uint64_t)(i / 2) * 100000);
+  ck_assert_uint_eq(t2[7] + 100000 - 1 * MS, 4 * 100000);
+  ck_assert_uint_eq(c1.events, 8);
+  ck_assert_uint_eq(c1.busy_ns, 800000);
+  ck_assert_uint_eq(c1.wait_ns, (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7) * 100000);
+  ck_assert_uint_eq(c1.max_wait_ns, 700000);
+  ck_assert_uint_eq(c2.busy_ns, 800000);
+  ck_assert_uint_eq(c2.wait_ns, 2 * (0 + 1 + 2 + 3) * 100000);
+}
+END_TEST
+
+/* Mean run-queue wait of 400 datagrams sent `gap` apart to a one-core
+ * host spending 100 us on each, over a jittery link. */
+static uint64_t mean_wait(uint64_t gap) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  kz_sim_set_trace_memory(t.sim, false);
+  struct kz_sim_cost c = {{0}, 0};
+  c.base_ns[KZ_SIM_WORK_DGRAM] = 100 * 1000;
+  ck_assert_int_eq(kz_sim_set_cost(t.sim, "probe", &c), 0);
+  ck_assert_int_eq(kz_sim_host_set_cores(t.b, 1), 0);
+  two_hosts_start(&t);
+  set_link(t.sim, t.a, t.b, (struct kz_sim_link_cfg){.latency_ns = 1 * MS, .jitter_ns = 1 * MS});
+  for (int i = 0; i < 400; i++) {
+    probe_send(t.pa, IP_B, 6000, "load");
+    ck_assert_int_eq(kz_sim_run_for(t.sim, gap), 0);
+  }
+  ck_assert_int_eq(kz_sim_run_for(t.sim, 100 * MS), 0);
+  struct kz_sim_cpu_stats cs;
+  kz_sim_host_cpu_stats(t.b, &cs);
+  ck_assert_uint_eq(cs.events, 400);
+  two_hosts_free(&t);
+  return cs.wait_ns / cs.events;
+}
+
+START_TEST(test_cpu_latency_rises_with_load) {
+  uint64_t light = mean_wait(1000 * 1000); /* 10% busy */
+  uint64_t heavy = mean_wait(125 * 1000);  /* 80% busy */
+  ck_assert_uint_gt(heavy, 50 * 1000);
+  ck_assert_uint_gt(heavy, 3 * light);
+}
+END_TEST
+
 /* Allocation k fails, for every k: building a simulator, starting
  * processes and running traffic either works or reports KZ_ENOMEM, and
  * kz_sim_free releases everything either way (the fixture checks). */
@@ -814,6 +1305,21 @@ static Suite *sim_suite(void) {
   tcase_add_test(tc, test_crash_resets_peers);
   tcase_add_test(tc, test_crash_storage_and_restart);
   tcase_add_test(tc, test_crash_reclaims_forgotten_handles);
+  tc = kz_tcase(s, "net", 20);
+  tcase_add_test(tc, test_loss_rate_10k);
+  tcase_add_test(tc, test_duplication_and_reordering);
+  tcase_add_test(tc, test_queue_limit_drops);
+  tcase_add_test(tc, test_partition_asymmetric_and_heal);
+  tcase_add_test(tc, test_stream_over_lossy_link_in_order);
+  tcase_add_test(tc, test_stream_long_partition_resets);
+  tcase_add_test(tc, test_path_substreams_independent);
+  tc = kz_tcase(s, "host_faults", 20);
+  tcase_add_test(tc, test_torn_write_crash_keeps_prefix);
+  tcase_add_test(tc, test_clock_drift);
+  tcase_add_test(tc, test_process_stall_delays_handling);
+  tc = kz_tcase(s, "cpu", 20);
+  tcase_add_test(tc, test_cpu_cores_serve_queue);
+  tcase_add_test(tc, test_cpu_latency_rises_with_load);
   tc = kz_tcase(s, "alloc", 20);
   tcase_add_test(tc, test_alloc_failure_sweep);
   tc = kz_tcase(s, "trace", 10);

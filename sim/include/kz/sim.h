@@ -79,6 +79,15 @@ struct kz_sim_stats {
   uint64_t stream_bytes;    /* payload bytes delivered on streams */
   uint64_t crashes;
   uint64_t restarts;
+  /* Network faults (added with the network model). */
+  uint64_t udp_lost;        /* datagrams dropped by link loss */
+  uint64_t udp_duplicated;  /* extra copies made by link duplication */
+  uint64_t udp_reordered;   /* datagrams given the reordering delay */
+  uint64_t udp_queue_full;  /* datagrams dropped by a full path queue */
+  uint64_t udp_partitioned; /* datagrams dropped by a partition */
+  uint64_t stream_retransmits; /* segment losses turned into RTO delays */
+  uint64_t streams_timed_out;  /* streams reset by the stream timeout */
+  uint64_t stalls;             /* kz_sim_proc_stall calls */
 };
 
 /* ------------------------------------------------------------------ */
@@ -112,6 +121,27 @@ bool kz_sim_host_is_up(const struct kz_sim_host *h);
 /* Offset added to this host's wall clock (kz_env_wall); 0 by default.
  * The monotonic clock (kz_env_now) is always the virtual time. */
 void kz_sim_host_set_clock_skew(struct kz_sim_host *h, int64_t skew_ns);
+/* Makes this host's wall clock run fast (ppm > 0) or slow (ppm < 0) by
+ * `ppm` parts per million of virtual time from now on; what it drifted so
+ * far is kept (the wall clock never jumps when the rate changes).  |ppm|
+ * is clamped to 1,000,000.  Integer arithmetic only. */
+void kz_sim_host_set_clock_drift(struct kz_sim_host *h, int32_t ppm);
+
+/* Storage crash modes of a host (kz_sim_host_set_crash_mode). */
+enum kz_sim_crash_mode {
+  /* Every file reverts to its synced image; never-synced files vanish. */
+  KZ_SIM_CRASH_REVERT = 0,
+  /* Each file with unsynced changes independently (one draw from the
+   * host's stream "host:<name>") either reverts as above, or keeps its
+   * synced image plus a torn prefix of its unsynced writes, replayed in
+   * write order: the first k of their bytes, k uniform in [0, total], the
+   * last write applied partially.  A never-synced file may so survive with
+   * part of its content, or vanish. */
+  KZ_SIM_CRASH_TORN = 1,
+};
+/* Sets what unsynced writes become when `h` crashes.  Default
+ * KZ_SIM_CRASH_REVERT.  Returns 0 or KZ_EINVAL (unknown mode). */
+int kz_sim_host_set_crash_mode(struct kz_sim_host *h, enum kz_sim_crash_mode mode);
 
 /* Installs `app` with `cfg` (borrowed, must outlive the simulator) as a
  * process named `name` (1..31 chars of [A-Za-z0-9._-], unique on the
@@ -143,9 +173,56 @@ int kz_sim_host_crash(struct kz_sim_host *h);
 int kz_sim_host_restart(struct kz_sim_host *h);
 
 /* ------------------------------------------------------------------ */
-/* Links: one per directed path (from -> to), created on first setting.
- * Now: a fixed latency.  Later: loss, jitter, duplication, reordering
- * and partitions hang off the same struct.                            */
+/* Links: one per directed path (from -> to).  A path that was never
+ * configured uses the default link configuration; every path that
+ * carries traffic has its own PRNG sub-stream "net:<from>-><to>" (host
+ * names), so one path's draws never shift another's.
+ *
+ * Datagrams, per packet, in this order and always with the same draws
+ * (so changing one probability does not move the others' outcomes):
+ *   1. partition: a blocked path drops it ("partition");
+ *   2. loss: dropped with probability loss_ppm ("loss");
+ *   3. queue: dropped when the path already carries queue_packets
+ *      datagrams or queue_bytes payload bytes in flight ("queue_full");
+ *   4. delay: latency_ns + uniform [0, jitter_ns];
+ *   5. reordering: with probability reorder_ppm, reorder_ns more (so
+ *      later packets overtake it);
+ *   6. duplication: with probability dup_ppm a second copy follows with
+ *      its own delay draw.
+ * A partition applies to packets sent while it holds; packets already on
+ * the wire still arrive.
+ *
+ * Streams stay reliable and ordered: they never lose, duplicate or
+ * reorder data.  A lost segment (loss_ppm) costs a retransmission
+ * timeout instead: it arrives rto later per loss (the timeout doubles per
+ * consecutive loss of the same segment, from KZ_SIM_STREAM_RTO_NS up to
+ * KZ_SIM_STREAM_RTO_MAX_NS), and later segments of that direction wait
+ * behind it.  A segment sent into a partition (or a 100% loss path) waits
+ * and is retried every rto (with the same backoff); when the path opens
+ * it leaves, and if it has waited more than the stream timeout
+ * (kz_sim_set_stream_timeout) the sending end gives up: its user gets
+ * on_close(KZ_ETIMEDOUT), it sends a RST (lost too while the partition
+ * holds) and later segments of the peer reaching it are answered with a
+ * RST (KZ_ECONNRESET).  Stream segments do not count against the queue
+ * limits. */
+
+/* Configuration of one directed path.  Integers only. */
+struct kz_sim_link_cfg {
+  uint64_t latency_ns;   /* minimum one-way delay */
+  uint64_t jitter_ns;    /* extra delay, uniform in [0, jitter_ns] */
+  uint32_t loss_ppm;     /* 0..1,000,000 */
+  uint32_t dup_ppm;      /* datagrams only */
+  uint32_t reorder_ppm;  /* datagrams only */
+  uint64_t reorder_ns;   /* extra delay of a reordered datagram; 0: latency + jitter + 1 ms */
+  uint32_t queue_packets; /* datagrams in flight on the path; 0: no limit */
+  uint64_t queue_bytes;   /* datagram payload bytes in flight; 0: no limit */
+};
+
+/* Initial RTO of the stream loss model, and its cap. */
+#define KZ_SIM_STREAM_RTO_NS UINT64_C(200000000)
+#define KZ_SIM_STREAM_RTO_MAX_NS UINT64_C(6400000000)
+/* How long a stream segment may wait for a partitioned path. */
+#define KZ_SIM_DEFAULT_STREAM_TIMEOUT_NS UINT64_C(30000000000)
 
 /* Sets the one-way latency of path from -> to (from == to is the path a
  * host uses to reach itself).  Returns 0, KZ_EINVAL or KZ_ENOMEM. */
@@ -158,6 +235,133 @@ uint64_t kz_sim_link_latency(const struct kz_sim *sim,
 /* Latency of every path not set explicitly (KZ_SIM_DEFAULT_LATENCY_NS). */
 void kz_sim_set_default_latency(struct kz_sim *sim, uint64_t ns);
 void kz_sim_set_connect_timeout(struct kz_sim *sim, uint64_t ns);
+/* How long a stream segment waits for a blocked path before the stream
+ * resets (KZ_SIM_DEFAULT_STREAM_TIMEOUT_NS by default). */
+void kz_sim_set_stream_timeout(struct kz_sim *sim, uint64_t ns);
+
+/* Sets the whole configuration of path from -> to (traced as a
+ * "link_cfg" line).  Returns 0, KZ_EINVAL (NULL or foreign host, a ppm
+ * above 1,000,000) or KZ_ENOMEM. */
+int kz_sim_link_set(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                    const struct kz_sim_link_cfg *cfg);
+/* The configuration of path from -> to (the default when never set). */
+void kz_sim_link_get(const struct kz_sim *sim, const struct kz_sim_host *from,
+                     const struct kz_sim_host *to, struct kz_sim_link_cfg *out);
+/* The configuration of every path not set explicitly (including the
+ * paths set before through kz_sim_set_default_latency).  Returns 0 or
+ * KZ_EINVAL (a ppm above 1,000,000). */
+int kz_sim_set_default_link(struct kz_sim *sim, const struct kz_sim_link_cfg *cfg);
+void kz_sim_default_link(const struct kz_sim *sim, struct kz_sim_link_cfg *out);
+
+/* Partitions.  Blocks path from -> to now (and to -> from too when
+ * `both`); kz_sim_heal reopens it.  Blocking is independent of the path's
+ * configuration and survives kz_sim_link_set.  Traced as "partition" /
+ * "heal" lines.  Returns 0, KZ_EINVAL or KZ_ENOMEM. */
+int kz_sim_partition(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to,
+                     bool both);
+int kz_sim_heal(struct kz_sim *sim, struct kz_sim_host *from, struct kz_sim_host *to, bool both);
+/* Reopens every blocked path. */
+void kz_sim_heal_all(struct kz_sim *sim);
+/* Whether path from -> to is blocked now. */
+bool kz_sim_link_blocked(const struct kz_sim *sim, const struct kz_sim_host *from,
+                         const struct kz_sim_host *to);
+/* Scheduled fault: blocks from -> to (and back when `both`) at virtual
+ * time `at_ns` and heals it `duration_ns` later (UINT64_MAX: never).
+ * Returns 0, KZ_EINVAL or KZ_ENOMEM (nothing scheduled). */
+int kz_sim_partition_at(struct kz_sim *sim, uint64_t at_ns, uint64_t duration_ns,
+                        struct kz_sim_host *from, struct kz_sim_host *to, bool both);
+
+/* ------------------------------------------------------------------ */
+/* CPU model.
+ *
+ * Each host has `cores` cores (KZ_SIM_DEFAULT_CORES).  Every event a
+ * process handles (datagram, stream data, accept, connect, close, timer
+ * fire) costs service time from the cost table, chosen by the app's name
+ * (its role kind) and the event kind.  An event that reaches a process at
+ * time t starts at max(t, the earliest time a core of its host is free,
+ * the end of a stall of the process); the callback runs at that start
+ * time (the role sees now = start) and the core stays busy until start +
+ * cost.  Events that have to wait form a FIFO run queue, so a busy host
+ * queues work and latency rises with load.  Kernel work (SYN-ACK, RST of
+ * a closed port, drops) costs nothing.  Set every cost to 0 for pure
+ * network timing. */
+
+#define KZ_SIM_DEFAULT_CORES 2
+
+enum kz_sim_work {
+  KZ_SIM_WORK_DGRAM = 0, /* a datagram delivered */
+  KZ_SIM_WORK_DATA,      /* stream data delivered */
+  KZ_SIM_WORK_TIMER,     /* the process's due timers run */
+  KZ_SIM_WORK_ACCEPT,    /* a listener accepted a stream */
+  KZ_SIM_WORK_CONNECT,   /* a connect completed */
+  KZ_SIM_WORK_CLOSE,     /* a stream ended (FIN, RST, timeout) */
+  KZ_SIM_WORK_KINDS
+};
+
+/* Service time of one event: base_ns[kind] + len * per_byte_ps / 1000
+ * (len: payload bytes; picoseconds keep small per-byte costs integral). */
+struct kz_sim_cost {
+  uint64_t base_ns[KZ_SIM_WORK_KINDS];
+  uint64_t per_byte_ps;
+};
+
+/* Defaults until calibrated from bench/: 20 us per datagram or stream
+ * read, 5 us per timer fire, 10 us per accept/connect/close, 1 ns per
+ * payload byte. */
+#define KZ_SIM_COST_DEFAULT_INIT                                                    \
+  {{UINT64_C(20000), UINT64_C(20000), UINT64_C(5000), UINT64_C(10000),             \
+    UINT64_C(10000), UINT64_C(10000)},                                              \
+   UINT64_C(1000)}
+
+/* Sets the cost table row of apps named `kind` (NULL: the default row,
+ * used by apps without a row of their own).  Rows are copied.  Applies to
+ * events reaching processes from now on.  Returns 0, KZ_EINVAL (kind
+ * longer than 31 chars) or KZ_ENOMEM. */
+int kz_sim_set_cost(struct kz_sim *sim, const char *kind, const struct kz_sim_cost *cost);
+/* Sets every row (the default and all kinds) to zero cost: the CPU model
+ * then never delays anything. */
+void kz_sim_set_cost_zero(struct kz_sim *sim);
+/* The row that applies to apps named `kind` (NULL: the default row). */
+void kz_sim_get_cost(const struct kz_sim *sim, const char *kind, struct kz_sim_cost *out);
+/* Sets the number of cores of `h` (1..64).  Takes effect for events
+ * arriving from now on.  Returns 0 or KZ_EINVAL. */
+int kz_sim_host_set_cores(struct kz_sim_host *h, unsigned cores);
+unsigned kz_sim_host_cores(const struct kz_sim_host *h);
+
+/* Per-host CPU accounting, monotonic. */
+struct kz_sim_cpu_stats {
+  uint64_t events;      /* events handled by processes of the host */
+  uint64_t busy_ns;     /* sum of service times (over all cores) */
+  uint64_t wait_ns;     /* sum of run-queue waits (start - arrival) */
+  uint64_t max_wait_ns; /* longest single wait */
+};
+/* Utilisation over [0, now] is busy_ns / (cores * now). */
+void kz_sim_host_cpu_stats(const struct kz_sim_host *h, struct kz_sim_cpu_stats *out);
+
+/* Stalls process `p` for `duration_ns` from now (a GC pause, a blocked
+ * disk): events for it wait and are handled, in arrival order, when the
+ * stall ends; a stall that is already longer is kept.  Traced as a
+ * "stall" line.  Returns 0 or KZ_EINVAL (the process is not running). */
+int kz_sim_proc_stall(struct kz_sim_proc *p, uint64_t duration_ns);
+/* Scheduled fault: kz_sim_proc_stall(p, duration_ns) at `at_ns`.
+ * Returns 0 or KZ_ENOMEM. */
+int kz_sim_proc_stall_at(struct kz_sim_proc *p, uint64_t at_ns, uint64_t duration_ns);
+
+/* ------------------------------------------------------------------ */
+/* pcap output */
+
+/* Writes every packet from now on to `f` as a classic pcap capture
+ * (nanosecond timestamps, LINKTYPE_ETHERNET): datagrams as Ethernet /
+ * IPv4 / UDP, streams as IPv4 / TCP with a SYN, SYN-ACK, ACK handshake,
+ * consistent sequence and acknowledgement numbers, PSH/ACK data split
+ * into 1460-byte segments, FIN/ACK and RST.  A packet is captured when it
+ * arrives at its destination host (lost and partitioned packets do not
+ * appear; duplicates do), timestamped KZ_SIM_EPOCH_NS + virtual time.
+ * Datagrams above the 1500-byte MTU are written as IPv4 fragments.  The
+ * file header is written at once; NULL stops.  The simulator does not
+ * close `f`.  Returns 0 or KZ_EIO (a write failed; later write failures
+ * mark the simulator failed with KZ_EIO). */
+int kz_sim_set_pcap_file(struct kz_sim *sim, FILE *f);
 
 /* ------------------------------------------------------------------ */
 /* Running                                                             */

@@ -26,6 +26,13 @@ struct kz_sim_echo_cfg {
    * run (duration / interval / 2, at least 1). */
   uint32_t count;
   uint64_t latency_ns; /* one-way, both directions; 0: the default 1 ms */
+  /* Link faults on both directions (kz_sim_link_cfg): jitter, loss,
+   * duplication, reordering.  0: none. */
+  uint64_t jitter_ns;
+  uint32_t loss_ppm;
+  uint32_t dup_ppm;
+  uint32_t reorder_ppm;
+  FILE *pcap_file;     /* optional: the traffic as a pcap (kz_sim_set_pcap_file) */
   FILE *trace_file;    /* optional: every trace line is written here */
   struct kz_buf *trace_out; /* optional: receives a copy of the trace */
   /* Optional: called every `progress_every_ns` of virtual time. */
