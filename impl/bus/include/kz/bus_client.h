@@ -140,6 +140,11 @@ void kz_bus_backend_deliver(struct kz_bus *bus, uint64_t consumer_id,
                             const struct kz_bus_delivery *d);
 void kz_bus_backend_confirm(struct kz_bus *bus, uint64_t publish_id,
                             int status);
+/* The broker refused an operation but the connection goes on (an AMQP
+ * channel error: publish to a missing exchange, a queue locked by
+ * another connection...).  The bus logs it and reports it through
+ * cfg.on_state with the current state and `reason`. */
+void kz_bus_backend_error(struct kz_bus *bus, const char *reason);
 
 /* ------------------------------------------------------------------ */
 /* The role's API                                                      */
