@@ -1,0 +1,1111 @@
+/* test_proxy.c — end-to-end Check suite for the proxy role in the simulator: phones and media servers speaking raw SIP over simulated UDP/TCP, a fake bus with an authn responder. */
+#include <check.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_bus.h"
+#include "kz/error.h"
+#include "kz/mem.h"
+#include "kz/proxy.h"
+#include "kz/sim.h"
+#include "kz/sip_build.h"
+#include "kz/sip_digest.h"
+#include "kz/sip_msg.h"
+#include "kz_test.h"
+
+#define MS UINT64_C(1000000)
+#define SEC UINT64_C(1000000000)
+#define REALM "acme.example.com"
+#define PROXY_IP "10.0.0.1"
+
+/* ------------------------------------------------------------------ */
+/* A scriptable SIP user agent (phone or media server) run as a sim app.
+ * It logs every datagram it receives into a test-owned log, and answers
+ * by its mode.                                                         */
+
+#define UA_LOG_MAX 512
+#define UA_MSG_MAX 3000
+
+enum invite_mode { INV_ANSWER = 0, INV_503, INV_407, INV_RING, INV_SILENT };
+
+struct ua_log {
+  int n;
+  char msg[UA_LOG_MAX][UA_MSG_MAX];
+};
+
+struct ua_cfg {
+  const char *ip;
+  uint16_t port;
+  struct ua_log *log;
+  bool options_silent;     /* do not answer OPTIONS */
+  enum invite_mode invite; /* how INVITEs are answered */
+  bool tcp;                /* also connect a stream to the proxy at start */
+};
+
+struct ua {
+  struct kz_env *env;
+  struct ua_cfg *cfg;
+  struct kz_udp *udp;
+  struct kz_stream *s;
+  struct kz_prng prng;
+  uint8_t invite_raw[UA_MSG_MAX];
+  size_t invite_len;
+  struct kz_addr invite_src;
+};
+
+static void ua_record(struct ua *ua, const uint8_t *data, size_t len) {
+  struct ua_log *l = ua->cfg->log;
+  if (l->n >= UA_LOG_MAX) return;
+  size_t k = len < UA_MSG_MAX - 1 ? len : UA_MSG_MAX - 1;
+  memcpy(l->msg[l->n], data, k);
+  l->msg[l->n][k] = 0;
+  l->n++;
+}
+
+static void ua_respond(struct ua *ua, const struct kz_sip_msg *req, const struct kz_addr *to, uint16_t st,
+                       const char *extra) {
+  struct kz_buf b;
+  kz_buf_init(&b);
+  char contact[128];
+  struct kz_sip_resp_spec rs = {.status = st, .to_tag = KZ_SLICE_LIT("uatag1")};
+  if (extra) rs.extra_headers = kz_slice_cstr(extra);
+  if (st >= 200 && st < 300 && req->method == KZ_SIP_METHOD_INVITE) {
+    snprintf(contact, sizeof contact, "<sip:ua@%s:%u>", ua->cfg->ip, ua->cfg->port);
+    rs.contact = kz_slice_cstr(contact);
+  }
+  if (kz_sip_build_response(&b, req, &rs, &ua->prng) == 0) kz_udp_send(ua->udp, to, b.data, b.len);
+  kz_buf_free(&b);
+}
+
+static void ua_on_udp(void *arg, struct kz_udp *u, const struct kz_addr *from, const uint8_t *data, size_t len) {
+  struct ua *ua = arg;
+  ua_record(ua, data, len);
+  struct kz_sip_msg *m = NULL;
+  if (kz_sip_msg_parse(&m, data, len, 0, NULL) != 0) return;
+  if (m->is_request) {
+    switch (m->method) {
+    case KZ_SIP_METHOD_OPTIONS:
+      if (!ua->cfg->options_silent) ua_respond(ua, m, from, 200, NULL);
+      break;
+    case KZ_SIP_METHOD_INVITE:
+      if (len < sizeof ua->invite_raw) {
+        memcpy(ua->invite_raw, data, len);
+        ua->invite_len = len;
+        ua->invite_src = *from;
+      }
+      switch (ua->cfg->invite) {
+      case INV_ANSWER:
+        ua_respond(ua, m, from, 180, NULL);
+        ua_respond(ua, m, from, 200, NULL);
+        break;
+      case INV_503: ua_respond(ua, m, from, 503, NULL); break;
+      case INV_407:
+        ua_respond(ua, m, from, 407, "Proxy-Authenticate: Digest realm=\"x\", nonce=\"abc\"\r\n");
+        break;
+      case INV_RING: ua_respond(ua, m, from, 180, NULL); break;
+      case INV_SILENT: break;
+      }
+      break;
+    case KZ_SIP_METHOD_CANCEL: {
+      ua_respond(ua, m, from, 200, NULL);
+      struct kz_sip_msg *inv = NULL;
+      if (ua->invite_len && kz_sip_msg_parse(&inv, ua->invite_raw, ua->invite_len, 0, NULL) == 0) {
+        ua_respond(ua, inv, &ua->invite_src, 487, NULL);
+        kz_deref(inv);
+      }
+      break;
+    }
+    case KZ_SIP_METHOD_BYE: ua_respond(ua, m, from, 200, NULL); break;
+    default: break;
+    }
+  }
+  kz_deref(m);
+}
+
+static void ua_on_data(void *arg, struct kz_stream *s, const uint8_t *data, size_t len) {
+  ua_record(arg, data, len);
+}
+static void ua_on_close(void *arg, struct kz_stream *s, int status) {}
+static void ua_on_connect(void *arg, struct kz_stream *s) {}
+static const struct kz_stream_cbs ua_stream_cbs = {ua_on_connect, ua_on_data, ua_on_close};
+
+static int ua_start(struct kz_env *env, const void *cfgv, void **inst) {
+  struct ua *ua = kz_calloc(1, sizeof *ua);
+  ua->env = env;
+  ua->cfg = (struct ua_cfg *)cfgv;
+  kz_env_prng(env, "ua", &ua->prng);
+  struct kz_addr a = kz_addr_v4(0, ua->cfg->port);
+  int rc = kz_udp_bind(env, &a, ua_on_udp, ua, &ua->udp);
+  if (rc) {
+    kz_free(ua);
+    return rc;
+  }
+  if (ua->cfg->tcp) {
+    struct kz_addr pa;
+    kz_addr_parse(&pa, PROXY_IP ":5060");
+    kz_stream_connect(env, &pa, &ua_stream_cbs, ua, &ua->s);
+  }
+  *inst = ua;
+  return 0;
+}
+
+static void ua_stop(void *inst) {
+  struct ua *ua = inst;
+  kz_stream_close(ua->s);
+  kz_udp_close(ua->udp);
+  kz_free(ua);
+}
+
+static const struct kz_sim_app ua_app = {"ua", ua_start, ua_stop};
+static const struct kz_sim_app proxy_app = {"proxy", kz_proxy_start, kz_proxy_stop};
+
+/* ------------------------------------------------------------------ */
+/* The world: a proxy, three media servers, phones.                    */
+
+enum { FS1, FS2, FS3, ALICE, BOB, NATPH, ATTACKER, N_UA };
+
+static const char *const ua_names[N_UA] = {"fs1", "fs2", "fs3", "alice", "bob", "natphone", "attacker"};
+static const char *const ua_ips[N_UA] = {"10.0.0.5", "10.0.0.6", "10.0.0.7", "192.0.2.10",
+                                         "192.0.2.20", "198.51.100.7", "203.0.113.66"};
+
+struct world {
+  struct kz_sim *sim;
+  struct fb_broker br;
+  struct kz_proxy_config cfg;
+  struct kz_sim_proc *proxy;
+  struct kz_sim_proc *ua[N_UA];
+  struct ua_cfg ucfg[N_UA];
+  struct ua_log logs[N_UA];
+  struct kz_addr proxy_addr;
+  struct kz_sip_digest_client dc[N_UA];
+  int cseq;
+};
+
+static struct world *world_new(size_t n_media) {
+  struct world *w = calloc(1, sizeof *w);
+  ck_assert_int_eq(kz_sim_new(&w->sim, 42), 0);
+  kz_sim_set_cost_zero(w->sim);
+  kz_sim_set_log_level(w->sim, KZ_LOG_WARN);
+  kz_proxy_config_defaults(&w->cfg);
+  snprintf(w->cfg.listen, sizeof w->cfg.listen, PROXY_IP ":5060");
+  for (size_t i = 0; i < n_media; i++)
+    snprintf(w->cfg.media_servers[i], sizeof w->cfg.media_servers[i], "sip:%s:5060", ua_ips[FS1 + i]);
+  w->cfg.n_media_servers = n_media;
+  w->cfg.bus_factory = fb_factory;
+  w->cfg.bus_arg = &w->br;
+  fb_add_user(&w->br, "alice", REALM, "alicepw");
+  fb_add_user(&w->br, "bob", REALM, "bobpw");
+  fb_add_user(&w->br, "nat", REALM, "natpw");
+  kz_addr_parse(&w->proxy_addr, PROXY_IP ":5060");
+  for (int i = 0; i < N_UA; i++) {
+    w->ucfg[i].port = 5060;
+    w->ucfg[i].ip = ua_ips[i];
+    w->ucfg[i].log = &w->logs[i];
+    kz_sip_digest_client_init(&w->dc[i]);
+  }
+  w->cseq = 1;
+  return w;
+}
+
+/* Starts everything (after the test adjusted cfg/ucfg). */
+static void world_start(struct world *w) {
+  struct kz_addr a;
+  struct kz_sim_host *h;
+  kz_addr_parse(&a, PROXY_IP);
+  ck_assert_int_eq(kz_sim_host_add(w->sim, "proxy", &a, &h), 0);
+  ck_assert_int_eq(kz_sim_proc_add(h, "proxy", &proxy_app, &w->cfg, &w->proxy), 0);
+  for (int i = 0; i < N_UA; i++) {
+    kz_addr_parse(&a, ua_ips[i]);
+    ck_assert_int_eq(kz_sim_host_add(w->sim, ua_names[i], &a, &h), 0);
+    ck_assert_int_eq(kz_sim_proc_add(h, ua_names[i], &ua_app, &w->ucfg[i], &w->ua[i]), 0);
+  }
+  kz_sim_run_for(w->sim, 10 * MS); /* bus up */
+}
+
+static void world_free(struct world *w) {
+  kz_sim_free(w->sim);
+  free(w);
+}
+
+static struct kz_proxy *proxy_of(struct world *w) { return kz_sim_proc_instance(w->proxy); }
+
+static struct kz_proxy_stats stats(struct world *w) {
+  struct kz_proxy_stats s;
+  kz_proxy_get_stats(proxy_of(w), &s);
+  return s;
+}
+
+static void send_raw(struct world *w, int who, const char *text) {
+  struct ua *ua = kz_sim_proc_instance(w->ua[who]);
+  ck_assert_int_eq(kz_udp_send(ua->udp, &w->proxy_addr, text, strlen(text)), 0);
+}
+
+static void run(struct world *w, uint64_t ns) { ck_assert_int_eq(kz_sim_run_for(w->sim, ns), 0); }
+
+/* The last message of `who`'s log starting with `prefix` (NULL: none),
+ * searching from index `from`. */
+static const char *find_msg(struct world *w, int who, int from, const char *prefix) {
+  const struct ua_log *l = &w->logs[who];
+  const char *found = NULL;
+  for (int i = from; i < l->n; i++)
+    if (!strncmp(l->msg[i], prefix, strlen(prefix))) found = l->msg[i];
+  return found;
+}
+
+static int count_msgs(struct world *w, int who, int from, const char *prefix) {
+  int n = 0;
+  for (int i = from; i < w->logs[who].n; i++)
+    if (!strncmp(w->logs[who].msg[i], prefix, strlen(prefix))) n++;
+  return n;
+}
+
+/* The value of header `name` in a raw message (first one), copied. */
+static bool hdr_value(const char *msg, const char *name, char *out, size_t n) {
+  struct kz_sip_msg *m = NULL;
+  if (kz_sip_msg_parse(&m, msg, strlen(msg), 0, NULL) != 0) return false;
+  const struct kz_sip_hdr *h = kz_sip_msg_hdr_by_name(m, kz_slice_cstr(name));
+  bool ok = false;
+  if (h) {
+    snprintf(out, n, "%.*s", (int)h->value.len, h->value.p);
+    ok = true;
+  }
+  kz_deref(m);
+  return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Phone helpers                                                       */
+
+static void build_register(struct world *w, int who, const char *user, const char *contact,
+                           const char *expires_hdr, const char *callid, int cseq, const char *auth,
+                           char *out, size_t n) {
+  snprintf(out, n,
+           "REGISTER sip:" REALM " SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK-reg-%d-%d;rport\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:%s@" REALM ">;tag=ft%d\r\n"
+           "To: <sip:%s@" REALM ">\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: %d REGISTER\r\n"
+           "Contact: %s\r\n"
+           "%s"
+           "%s%s%s"
+           "User-Agent: kz-test-phone\r\n"
+           "Content-Length: 0\r\n\r\n",
+           ua_ips[who], who, cseq, user, who, user, callid, cseq, contact, expires_hdr ? expires_hdr : "",
+           auth ? "Authorization: " : "", auth ? auth : "", auth ? "\r\n" : "");
+}
+
+/* Answers the WWW-Authenticate of a 401 for `user`/`password`. */
+static void answer_401(struct world *w, int who, const char *resp401, const char *user, const char *password,
+                       char *out, size_t n) {
+  char chal[600];
+  ck_assert(hdr_value(resp401, "WWW-Authenticate", chal, sizeof chal));
+  struct kz_slice ch = kz_slice_cstr(chal);
+  struct kz_prng g;
+  kz_prng_seed(&g, 7);
+  struct kz_buf b;
+  kz_buf_init(&b);
+  struct kz_sip_digest_answer_opts o = {.challenges = &ch, .nchallenges = 1, .username = kz_slice_cstr(user),
+                                        .password = kz_slice_cstr(password),
+                                        .method = KZ_SLICE_LIT("REGISTER"),
+                                        .uri = KZ_SLICE_LIT("sip:" REALM), .prng = &g};
+  ck_assert_int_eq(kz_sip_digest_answer(&w->dc[who], &b, &o, NULL, 0), 0);
+  snprintf(out, n, "%s", (const char *)b.data);
+  kz_buf_free(&b);
+}
+
+/* Full REGISTER with a challenge: returns the final status line seen. */
+static int do_register(struct world *w, int who, const char *user, const char *password, const char *contact,
+                       const char *expires_hdr, const char *callid, char *auth_out, size_t auth_n) {
+  char req[2000], auth[600];
+  int mark = w->logs[who].n;
+  build_register(w, who, user, contact, expires_hdr, callid, w->cseq++, NULL, req, sizeof req);
+  send_raw(w, who, req);
+  run(w, 50 * MS);
+  const char *r = find_msg(w, who, mark, "SIP/2.0 ");
+  if (!r) return 0;
+  if (strncmp(r, "SIP/2.0 401", 11) != 0) return atoi(r + 8);
+  answer_401(w, who, r, user, password, auth, sizeof auth);
+  if (auth_out) snprintf(auth_out, auth_n, "%s", auth);
+  mark = w->logs[who].n;
+  build_register(w, who, user, contact, expires_hdr, callid, w->cseq++, auth, req, sizeof req);
+  send_raw(w, who, req);
+  run(w, 50 * MS);
+  r = find_msg(w, who, mark, "SIP/2.0 ");
+  return r ? atoi(r + 8) : 0;
+}
+
+static unsigned cid_hash(const char *callid) { return (unsigned)(kz_hash64(callid, strlen(callid), 1) & 0xffffff); }
+
+static void build_invite(int who, const char *ruri, const char *callid, int cseq, char *out, size_t n) {
+  snprintf(out, n,
+           "INVITE %s SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK-inv-%06x-%d;rport\r\n"
+           "Max-Forwards: 70\r\n"
+           "From: <sip:%s@" REALM ">;tag=caller1\r\n"
+           "To: <%s>\r\n"
+           "Call-ID: %s\r\n"
+           "CSeq: %d INVITE\r\n"
+           "Contact: <sip:%s@%s:5060>\r\n"
+           "Content-Type: application/sdp\r\n"
+           "Content-Length: 4\r\n\r\nv=0\n",
+           ruri, ua_ips[who], cid_hash(callid), cseq, ua_names[who], ruri, callid, cseq, ua_names[who],
+           ua_ips[who]);
+}
+
+/* A Call-ID whose Call-ID hash makes the dispatcher try server index
+ * `first` of `k` first (the algorithm 0 rotation). */
+static void callid_first(size_t k, size_t first, char *out, size_t n) {
+  for (int i = 0;; i++) {
+    snprintf(out, n, "call-%d@test", i);
+    if (kz_hash64(out, strlen(out), 0) % k == first) return;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Registrar                                                           */
+
+START_TEST(test_register_ok) {
+  struct world *w = world_new(2);
+  world_start(w);
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                       "reg-1", NULL, 0);
+  ck_assert_int_eq(st, 200);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 1);
+  const char *ok = find_msg(w, ALICE, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(strstr(ok, "expires=600"));
+  ck_assert_int_eq(w->br.authn_reqs, 1);
+  ck_assert_int_eq(w->br.reg_success, 1);
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Username\":\"alice\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Realm\":\"" REALM "\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Proxy-Path\":\"sip:" PROXY_IP ":5060\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Network-IP\":\"192.0.2.10\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"First-Registration\":true"));
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Account-ID\":\"acct0001\""));
+  /* The 401 carried a digest challenge for the From/To realm. */
+  const char *c = find_msg(w, ALICE, 0, "SIP/2.0 401");
+  ck_assert_ptr_nonnull(strstr(c, "realm=\"" REALM "\""));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_register_wrong_password) {
+  struct world *w = world_new(1);
+  world_start(w);
+  int st = do_register(w, ALICE, "alice", "WRONG", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-2",
+                       NULL, 0);
+  ck_assert_int_eq(st, 401);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 0);
+  ck_assert_int_eq(w->br.reg_success, 0);
+  ck_assert_uint_eq(stats(w).auth_failures, 1);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_register_unknown_user) {
+  struct world *w = world_new(1);
+  world_start(w);
+  /* authn_err: challenged again. */
+  int st = do_register(w, ALICE, "mallory", "x", "<sip:mallory@192.0.2.10:5060>", "Expires: 600\r\n", "reg-u",
+                       NULL, 0);
+  ck_assert_int_eq(st, 401);
+  ck_assert_int_eq(w->br.authn_reqs, 1);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_register_interval_too_brief) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char req[2000];
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 60\r\n", "reg-3", 1, NULL, req,
+                 sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  const char *r = find_msg(w, ALICE, 0, "SIP/2.0 423 Interval Too Brief");
+  ck_assert_ptr_nonnull(r);
+  char v[32];
+  ck_assert(hdr_value(r, "Min-Expires", v, sizeof v));
+  ck_assert_str_eq(v, "300");
+  ck_assert_int_eq(w->br.authn_reqs, 0);
+  /* Missing expiry altogether: 400. */
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", NULL, "reg-3b", 2, NULL, req, sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 400 Missing Expires"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_register_clamped_and_unregister) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char auth[600];
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 86400\r\n",
+                       "reg-4", auth, sizeof auth);
+  ck_assert_int_eq(st, 200);
+  ck_assert_ptr_nonnull(strstr(find_msg(w, ALICE, 0, "SIP/2.0 200"), "expires=3600"));
+  /* A second contact for the same AOR. */
+  st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5070>", "Expires: 600\r\n", "reg-4b",
+                   NULL, 0);
+  ck_assert_int_eq(st, 200);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 2);
+  /* Unregister one with Expires: 0. */
+  st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5070>", "Expires: 0\r\n", "reg-4b",
+                   NULL, 0);
+  ck_assert_int_eq(st, 200);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 1);
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"Expires\":0"));
+  /* "*" with Expires 0 removes all. */
+  st = do_register(w, ALICE, "alice", "alicepw", "*", "Expires: 0\r\n", "reg-4c", NULL, 0);
+  ck_assert_int_eq(st, 200);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 0);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_register_out_of_order_cseq) {
+  struct world *w = world_new(1);
+  world_start(w);
+  w->cseq = 100;
+  char auth[600], req[2000];
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                       "reg-5", auth, sizeof auth);
+  ck_assert_int_eq(st, 200);
+  /* Same Call-ID, lower CSeq: §10.3 step 7, the request fails. */
+  int mark = w->logs[ALICE].n;
+  char auth2[600];
+  answer_401(w, ALICE, find_msg(w, ALICE, 0, "SIP/2.0 401"), "alice", "alicepw", auth2, sizeof auth2);
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-5", 50, auth2, req,
+                 sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, mark, "SIP/2.0 400 Invalid CSeq number"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_reregister_from_cache) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char auth[600], req[2000];
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                       "reg-6", auth, sizeof auth);
+  ck_assert_int_eq(st, 200);
+  ck_assert_int_eq(w->br.authn_reqs, 1);
+  /* Re-register with the same challenge (nc=2): served from the cache. */
+  run(w, 30 * SEC);
+  char auth2[600];
+  answer_401(w, ALICE, find_msg(w, ALICE, 0, "SIP/2.0 401"), "alice", "alicepw", auth2, sizeof auth2);
+  int mark = w->logs[ALICE].n;
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-6", 10, auth2, req,
+                 sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, mark, "SIP/2.0 200"));
+  ck_assert_int_eq(w->br.authn_reqs, 1);
+  ck_assert_uint_eq(stats(w).auth_cache_hits, 1);
+  ck_assert_int_eq(w->br.reg_success, 2);
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "\"First-Registration\":false"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_authn_timeout_drops) {
+  struct world *w = world_new(1);
+  w->br.authn_silent = true;
+  world_start(w);
+  int mark = w->logs[ALICE].n;
+  char req[2000], auth[600];
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-7", 1, NULL, req,
+                 sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  const char *c = find_msg(w, ALICE, mark, "SIP/2.0 401");
+  ck_assert_ptr_nonnull(c);
+  answer_401(w, ALICE, c, "alice", "alicepw", auth, sizeof auth);
+  mark = w->logs[ALICE].n;
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-7", 2, auth, req,
+                 sizeof req);
+  send_raw(w, ALICE, req);
+  /* A retransmission while waiting does not make a second authn_req. */
+  run(w, 500 * MS);
+  send_raw(w, ALICE, req);
+  run(w, 5 * SEC);
+  ck_assert_int_eq(w->logs[ALICE].n, mark); /* no answer at all */
+  ck_assert_int_eq(w->br.authn_reqs, 1);
+  ck_assert_uint_eq(stats(w).authn_timeouts, 1);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 0);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_reg_query_and_flush) {
+  struct world *w = world_new(1);
+  world_start(w);
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                       "reg-8", NULL, 0);
+  ck_assert_int_eq(st, 200);
+  fb_publish(&w->br, "registrar", "registration.query.acme%2Eexample%2Ecom.alice",
+             "{\"Event-Category\":\"directory\",\"Event-Name\":\"reg_query\",\"App-Name\":\"ecallmgr\","
+             "\"App-Version\":\"4.3\",\"Msg-ID\":\"q1\",\"Server-ID\":\"test-q\",\"Realm\":\"" REALM
+             "\",\"Username\":\"alice\"}");
+  run(w, 20 * MS);
+  ck_assert_int_eq(w->br.targeted, 1);
+  ck_assert_ptr_nonnull(strstr(w->br.last_targeted, "\"Event-Name\":\"reg_query_resp\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_targeted, "\"Msg-ID\":\"q1\""));
+  ck_assert_ptr_nonnull(strstr(w->br.last_targeted, "sip:alice@192.0.2.10:5060"));
+  fb_publish(&w->br, "registrar", "registration.flush.acme%2Eexample%2Ecom",
+             "{\"Event-Category\":\"directory\",\"Event-Name\":\"reg_flush\",\"App-Name\":\"crossbar\","
+             "\"App-Version\":\"4.3\",\"Msg-ID\":\"f1\",\"Realm\":\"" REALM "\",\"Username\":\"alice\"}");
+  run(w, 20 * MS);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 0);
+  /* Credentials were flushed too: the next REGISTER asks the bus. */
+  st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-8b",
+                   NULL, 0);
+  ck_assert_int_eq(st, 200);
+  ck_assert_int_eq(w->br.authn_reqs, 2);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_auth_failure_ban) {
+  struct world *w = world_new(1);
+  world_start(w);
+  int st = 0;
+  for (int i = 0; i < 3; i++) {
+    st = do_register(w, ALICE, "alice", "bad", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-9",
+                     NULL, 0);
+    ck_assert_int_eq(st, 401);
+  }
+  st = do_register(w, ALICE, "alice", "bad", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-9", NULL,
+                   0);
+  ck_assert_int_eq(st, 403);
+  const char *f = find_msg(w, ALICE, 0, "SIP/2.0 403");
+  char v[16];
+  ck_assert(hdr_value(f, "Retry-After", v, sizeof v));
+  ck_assert_str_eq(v, "3600");
+  /* Even the right password is refused while banned, without the bus. */
+  int before = w->br.authn_reqs;
+  st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-9",
+                   NULL, 0);
+  ck_assert_int_eq(st, 403);
+  ck_assert_int_eq(w->br.authn_reqs, before);
+  /* Another user from another address is unaffected. */
+  st = do_register(w, BOB, "bob", "bobpw", "<sip:bob@192.0.2.20:5060>", "Expires: 600\r\n", "reg-9b", NULL, 0);
+  ck_assert_int_eq(st, 200);
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Calls                                                               */
+
+START_TEST(test_call_to_media_server) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-a@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  /* The media server got it with our Via on top, a Record-Route and
+   * Max-Forwards decremented; the R-URI is unchanged. */
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM " SIP/2.0");
+  ck_assert_ptr_nonnull(fi);
+  ck_assert_ptr_nonnull(strstr(fi, "Via: SIP/2.0/UDP " PROXY_IP ":5060;branch=z9hG4bKkzp"));
+  ck_assert_ptr_nonnull(strstr(fi, "Record-Route: <sip:" PROXY_IP ":5060;lr>"));
+  ck_assert_ptr_nonnull(strstr(fi, "Max-Forwards: 69"));
+  ck_assert_ptr_nonnull(strstr(fi, "received=192.0.2.10;rport=5060"));
+  ck_assert_ptr_nonnull(strstr(fi, "\r\n\r\nv=0\n"));
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 100"));
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 180"));
+  const char *ok = find_msg(w, ALICE, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(ok);
+  ck_assert_ptr_nonnull(strstr(ok, "Record-Route: <sip:" PROXY_IP ":5060;lr>"));
+  ck_assert_ptr_null(strstr(ok, "branch=z9hG4bKkzp")); /* our Via was removed */
+  /* ACK and BYE follow the route set through the proxy. */
+  char req[1500];
+  snprintf(req, sizeof req,
+           "ACK sip:ua@10.0.0.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-ack1\r\n"
+           "Route: <sip:" PROXY_IP ":5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=caller1\r\n"
+           "To: <sip:2000@" REALM ">;tag=uatag1\r\nCall-ID: call-a@test\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  const char *ack = find_msg(w, FS1, 0, "ACK sip:ua@10.0.0.5:5060 SIP/2.0");
+  ck_assert_ptr_nonnull(ack);
+  ck_assert_ptr_null(strstr(ack, "Route:"));
+  snprintf(req, sizeof req,
+           "BYE sip:ua@10.0.0.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-bye1\r\n"
+           "Route: <sip:" PROXY_IP ":5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=caller1\r\n"
+           "To: <sip:2000@" REALM ">;tag=uatag1\r\nCall-ID: call-a@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n");
+  int mark = w->logs[ALICE].n;
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "BYE sip:ua@10.0.0.5:5060"));
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, mark, "SIP/2.0 200"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_call_from_media_to_device) {
+  struct world *w = world_new(1);
+  world_start(w);
+  ck_assert_int_eq(do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                               "reg-c", NULL, 0),
+                   200);
+  ck_assert_int_eq(do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5070>", "Expires: 600\r\n",
+                               "reg-c2", NULL, 0),
+                   200);
+  char inv[2000];
+  build_invite(FS1, "sip:alice@" REALM, "call-b@test", 1, inv, sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 100 * MS);
+  /* Forked to the registered contact on 5060 (the one on 5070 has no
+   * listener in this world). */
+  const char *di = find_msg(w, ALICE, 0, "INVITE sip:alice@192.0.2.10:5060 SIP/2.0");
+  ck_assert_ptr_nonnull(di);
+  ck_assert_ptr_nonnull(strstr(di, "Record-Route:"));
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "SIP/2.0 180"));
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "SIP/2.0 200"));
+  ck_assert_uint_ge(stats(w).forwarded, 2);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_device_not_registered) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite(FS1, "sip:nobody@" REALM, "call-c@test", 1, inv, sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "SIP/2.0 410 Not registered"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_failover_on_503) {
+  struct world *w = world_new(2);
+  w->ucfg[FS1].invite = INV_503;
+  world_start(w);
+  char cid[64], inv[2000];
+  callid_first(2, 0, cid, sizeof cid); /* fs1 first */
+  build_invite(ALICE, "sip:2000@" REALM, cid, 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 100 * MS);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "INVITE "), 1);
+  ck_assert_int_eq(count_msgs(w, FS2, 0, "INVITE "), 1);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 200"));
+  ck_assert_ptr_null(find_msg(w, ALICE, 0, "SIP/2.0 503"));
+  ck_assert_uint_eq(stats(w).failovers, 1);
+  /* The proxy ACKed fs1's 503 itself (hop-by-hop). */
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "ACK "));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_failover_limit) {
+  struct world *w = world_new(3);
+  w->ucfg[FS1].invite = INV_503;
+  w->ucfg[FS2].invite = INV_503;
+  w->ucfg[FS3].invite = INV_503;
+  w->cfg.max_failover = 1;
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-lim@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 100 * MS);
+  int tried = count_msgs(w, FS1, 0, "INVITE ") + count_msgs(w, FS2, 0, "INVITE ") +
+              count_msgs(w, FS3, 0, "INVITE ");
+  ck_assert_int_eq(tried, 2);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 486 Unable to Comply"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_failover_on_silence) {
+  struct world *w = world_new(2);
+  w->ucfg[FS1].invite = INV_SILENT;
+  world_start(w);
+  char cid[64], inv[2000];
+  callid_first(2, 0, cid, sizeof cid);
+  build_invite(ALICE, "sip:2000@" REALM, cid, 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 6 * SEC);
+  ck_assert_int_ge(count_msgs(w, FS1, 0, "INVITE "), 1);
+  ck_assert_int_eq(count_msgs(w, FS2, 0, "INVITE "), 1);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 200"));
+  /* The silent server is out of the set until a probe answers. */
+  ck_assert(!kz_proxy_server_is_up(proxy_of(w), "10.0.0.5:5060"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_all_media_down_480) {
+  struct world *w = world_new(2);
+  w->ucfg[FS1].options_silent = true;
+  w->ucfg[FS2].options_silent = true;
+  world_start(w);
+  size_t up = 9;
+  kz_proxy_server_count(proxy_of(w), &up);
+  ck_assert_uint_eq(up, 2);
+  run(w, 45 * SEC); /* probes every 10 s, down after 3 failures */
+  ck_assert_uint_eq(kz_proxy_server_count(proxy_of(w), &up), 2);
+  ck_assert_uint_eq(up, 0);
+  ck_assert_uint_ge(stats(w).probes_sent, 6);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "OPTIONS sip:10.0.0.5:5060"));
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-d@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 480 All servers busy"));
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "INVITE "), 0);
+  /* A server answering probes again comes back. */
+  w->ucfg[FS2].options_silent = false;
+  run(w, 21 * SEC);
+  ck_assert(kz_proxy_server_is_up(proxy_of(w), "10.0.0.6:5060"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_407_sticky) {
+  struct world *w = world_new(2);
+  w->ucfg[FS1].invite = INV_407;
+  w->ucfg[FS2].invite = INV_407;
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-s@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 407"));
+  int fs = count_msgs(w, FS1, 0, "INVITE ") ? FS1 : FS2;
+  /* The re-INVITE with credentials (new CSeq) lands on the same server. */
+  build_invite(ALICE, "sip:2000@" REALM, "call-s@test", 2, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_int_eq(count_msgs(w, fs, 0, "INVITE "), 2);
+  ck_assert_int_eq(count_msgs(w, fs == FS1 ? FS2 : FS1, 0, "INVITE "), 0);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_cancel) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-e@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 180"));
+  char req[1500];
+  snprintf(req, sizeof req,
+           "CANCEL sip:2000@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-inv-%06x-1;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=caller1\r\nTo: <sip:2000@" REALM ">\r\n"
+           "Call-ID: call-e@test\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+           cid_hash("call-e@test"));
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  const char *c = find_msg(w, ALICE, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(c);
+  ck_assert_ptr_nonnull(strstr(c, "CSeq: 1 CANCEL"));
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "CANCEL sip:2000@" REALM));
+  const char *t = find_msg(w, ALICE, 0, "SIP/2.0 487");
+  ck_assert_ptr_nonnull(t);
+  ck_assert_ptr_nonnull(strstr(t, "CSeq: 1 INVITE"));
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Pipeline checks                                                     */
+
+START_TEST(test_max_forwards_zero) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-f@test", 1, inv, sizeof inv);
+  char *mf = strstr(inv, "Max-Forwards: 70");
+  memcpy(mf, "Max-Forwards: 00", 16);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 483 Too Many Hops"));
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "INVITE "), 0);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_malformed_400) {
+  struct world *w = world_new(1);
+  world_start(w);
+  send_raw(w, ALICE,
+           "OPTIONS sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-m1\r\n"
+           "From: <sip:alice@" REALM ">;tag=1\r\nTo: <sip:" REALM ">\r\nCSeq: 1 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n");
+  run(w, 50 * MS);
+  const char *r = find_msg(w, ALICE, 0, "SIP/2.0 400 Missing Call-ID");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_ptr_nonnull(strstr(r, "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-m1"));
+  ck_assert_ptr_nonnull(strstr(r, "CSeq: 1 OPTIONS"));
+  /* A malformed ACK and a malformed response get nothing. */
+  int mark = w->logs[ALICE].n;
+  send_raw(w, ALICE,
+           "ACK sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-m2\r\n"
+           "From: <sip:alice@" REALM ">;tag=1\r\nTo: <sip:" REALM ">\r\nCSeq: 1 ACK\r\n\r\n");
+  send_raw(w, ALICE, "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx\r\n\r\n");
+  run(w, 50 * MS);
+  ck_assert_int_eq(w->logs[ALICE].n, mark);
+  ck_assert_uint_ge(stats(w).malformed, 3);
+  /* Unsupported scheme and Proxy-Require. */
+  send_raw(w, ALICE,
+           "OPTIONS mailto:a@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-m3\r\n"
+           "From: <sip:alice@" REALM ">;tag=1\r\nTo: <sip:b@" REALM ">\r\nCall-ID: m3\r\nCSeq: 1 OPTIONS\r\n"
+           "Content-Length: 0\r\n\r\n");
+  send_raw(w, ALICE,
+           "OPTIONS sip:b@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-m4\r\n"
+           "From: <sip:alice@" REALM ">;tag=1\r\nTo: <sip:b@" REALM ">\r\nCall-ID: m4\r\nCSeq: 1 OPTIONS\r\n"
+           "Proxy-Require: foo\r\nContent-Length: 0\r\n\r\n");
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, mark, "SIP/2.0 416"));
+  const char *u = find_msg(w, ALICE, mark, "SIP/2.0 420");
+  ck_assert_ptr_nonnull(u);
+  ck_assert_ptr_nonnull(strstr(u, "Unsupported: foo"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_loop_detected) {
+  /* The proxy is its own media server: the forwarded INVITE comes back
+   * unchanged and must be refused with 482. */
+  struct world *w = world_new(0);
+  snprintf(w->cfg.media_servers[0], sizeof w->cfg.media_servers[0], "sip:" PROXY_IP ":5060");
+  w->cfg.n_media_servers = 1;
+  w->cfg.traffic_filter = false;
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-loop@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 100 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 482 Loop Detected"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_traffic_filter) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite(ATTACKER, "sip:100@" PROXY_IP, "scan-1", 1, inv, sizeof inv);
+  send_raw(w, ATTACKER, inv);
+  run(w, 50 * MS);
+  ck_assert_int_eq(w->logs[ATTACKER].n, 0);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "INVITE "), 0);
+  ck_assert_uint_eq(stats(w).filtered, 1);
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_tcp_options) {
+  struct world *w = world_new(1);
+  w->ucfg[BOB].tcp = true;
+  world_start(w);
+  struct ua *ua = kz_sim_proc_instance(w->ua[BOB]);
+  const char *msg = "OPTIONS sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.20:5060;branch=z9hG4bK-t1\r\n"
+                    "From: <sip:bob@" REALM ">;tag=1\r\nTo: <sip:" REALM ">\r\nCall-ID: t1\r\n"
+                    "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+  /* Split in two writes: the framer must reassemble. */
+  kz_stream_write(ua->s, msg, 40);
+  run(w, 10 * MS);
+  kz_stream_write(ua->s, msg + 40, strlen(msg) - 40);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, BOB, 0, "SIP/2.0 200"));
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* NAT                                                                 */
+
+START_TEST(test_nat_keepalive) {
+  struct world *w = world_new(1);
+  world_start(w);
+  /* The phone advertises its private address; packets come from the
+   * public one. */
+  ck_assert_int_eq(do_register(w, NATPH, "nat", "natpw", "<sip:nat@192.168.1.20:5062>", "Expires: 3600\r\n",
+                               "reg-n", NULL, 0),
+                   200);
+  ck_assert_ptr_nonnull(strstr(w->br.last_reg_success, "alias=198.51.100.7~5060~1"));
+  run(w, 31 * SEC);
+  ck_assert_ptr_nonnull(find_msg(w, NATPH, 0, "OPTIONS sip:nat@192.168.1.20:5062"));
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "nat@" REALM), 1);
+  /* A call from the media server reaches the public address. */
+  char inv[2000];
+  build_invite(FS1, "sip:nat@" REALM, "call-n@test", 1, inv, sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 100 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, NATPH, 0, "INVITE sip:nat@192.168.1.20:5062"));
+  /* The phone goes silent: dropped after 3 unanswered pings. */
+  w->ucfg[NATPH].options_silent = true;
+  run(w, 4 * 30 * SEC);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "nat@" REALM), 0);
+  ck_assert_uint_eq(stats(w).nat_bindings_dropped, 1);
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Flood                                                               */
+
+struct flood {
+  struct world *w;
+  int sent;
+};
+
+static void flood_tick(struct kz_sim *sim, void *arg) {
+  struct flood *f = arg;
+  char req[800];
+  snprintf(req, sizeof req,
+           "OPTIONS sip:100@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 203.0.113.66:5060;branch=z9hG4bK-f%d\r\n"
+           "From: <sip:x@" REALM ">;tag=f\r\nTo: <sip:100@" REALM ">\r\nCall-ID: flood-%d\r\n"
+           "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+           f->sent, f->sent);
+  send_raw(f->w, ATTACKER, req);
+  f->sent++;
+  if (f->sent < 2000) kz_sim_at(sim, kz_sim_now(sim) + 5 * MS, flood_tick, f);
+}
+
+START_TEST(test_flood_ban_keeps_users_served) {
+  struct world *w = world_new(1);
+  world_start(w);
+  /* The CPU model on: the proxy host does real work per datagram. */
+  struct kz_sim_cost cost = KZ_SIM_COST_DEFAULT_INIT;
+  kz_sim_set_cost(w->sim, NULL, &cost);
+  struct flood f = {w, 0};
+  kz_sim_at(w->sim, kz_sim_now(w->sim), flood_tick, &f);
+  run(w, 3 * SEC);
+  /* 200 requests/s from one source: banned within the first window. */
+  ck_assert_uint_eq(stats(w).flood_bans, 1);
+  int answered = count_msgs(w, ATTACKER, 0, "SIP/2.0 200");
+  ck_assert_int_le(answered, 50);
+  ck_assert_uint_ge(stats(w).flood_dropped, 400);
+  /* Meanwhile a legitimate user registers fine, twice. */
+  ck_assert_int_eq(do_register(w, BOB, "bob", "bobpw", "<sip:bob@192.0.2.20:5060>", "Expires: 600\r\n",
+                               "reg-f", NULL, 0),
+                   200);
+  run(w, 2 * SEC);
+  ck_assert_int_eq(do_register(w, BOB, "bob", "bobpw", "<sip:bob@192.0.2.20:5060>", "Expires: 600\r\n",
+                               "reg-f", NULL, 0),
+                   200);
+  ck_assert_int_eq(count_msgs(w, ATTACKER, 0, "SIP/2.0 200"), answered); /* still banned */
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Configuration                                                       */
+
+START_TEST(test_config_json) {
+  struct kz_proxy_config c;
+  kz_proxy_config_defaults(&c);
+  ck_assert_uint_eq(c.min_expires_s, 300);
+  ck_assert_uint_eq(c.max_expires_s, 3600);
+  ck_assert_uint_eq(c.authn_timeout_ms, 2500);
+  ck_assert_uint_eq(c.pike_density, 50);
+  char err[160] = "";
+  const char *ok = "{\"listen\":\"10.1.1.1:5080\",\"min_expires_s\":120,\"tcp\":false,"
+                   "\"media_servers\":[\"sip:10.1.1.5:5060\",\"10.1.1.6\"],\"auth_fail_action\":\"drop\","
+                   "\"trusted\":[\"10.9.9.9\"]}";
+  ck_assert_int_eq(kz_proxy_config_parse(&c, ok, strlen(ok), err, sizeof err), 0);
+  ck_assert_str_eq(c.listen, "10.1.1.1:5080");
+  ck_assert_uint_eq(c.min_expires_s, 120);
+  ck_assert(!c.tcp);
+  ck_assert_uint_eq(c.n_media_servers, 2);
+  ck_assert_str_eq(c.media_servers[1], "10.1.1.6");
+  ck_assert_int_eq(c.auth_fail_action, KZ_PROXY_AUTH_DROP);
+  ck_assert_uint_eq(c.n_trusted, 1);
+
+  const char *bad1 = "{\"min_expires_s\":\"soon\"}";
+  ck_assert_int_eq(kz_proxy_config_parse(&c, bad1, strlen(bad1), err, sizeof err), KZ_EPROTO);
+  ck_assert_str_eq(err, "min_expires_s: expected a non-negative integer");
+  const char *bad2 = "{\"bogus\":1}";
+  ck_assert_int_eq(kz_proxy_config_parse(&c, bad2, strlen(bad2), err, sizeof err), KZ_EPROTO);
+  ck_assert_str_eq(err, "bogus: unknown field");
+  const char *bad3 = "{\"media_servers\":[\"nowhere\"]}";
+  ck_assert_int_eq(kz_proxy_config_parse(&c, bad3, strlen(bad3), err, sizeof err), KZ_EPROTO);
+  ck_assert_ptr_nonnull(strstr(err, "media_servers[0]"));
+  const char *bad4 = "{\"listen\":";
+  ck_assert_int_eq(kz_proxy_config_parse(&c, bad4, strlen(bad4), err, sizeof err), KZ_EPROTO);
+  ck_assert_ptr_nonnull(strstr(err, "line 1"));
+  const char *bad5 = "{\"min_expires_s\":4000}";
+  kz_proxy_config_defaults(&c);
+  ck_assert_int_eq(kz_proxy_config_parse(&c, bad5, strlen(bad5), err, sizeof err), KZ_EPROTO);
+  ck_assert_ptr_nonnull(strstr(err, "max_expires_s"));
+}
+END_TEST
+
+START_TEST(test_advertised_media_server) {
+  struct world *w = world_new(0);
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-adv@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 480 All servers busy"));
+  fb_publish(&w->br, "nodes", "",
+             "{\"Event-Category\":\"nodes\",\"Event-Name\":\"advertise\",\"App-Name\":\"ecallmgr\","
+             "\"App-Version\":\"4.3\",\"Msg-ID\":\"n1\",\"Node\":\"ecallmgr@fs2\",\"Expires\":15000,"
+             "\"Media-Servers\":{\"freeswitch@fs2\":{\"Instance-UUID\":\"u1\",\"Interfaces\":"
+             "{\"sipinterface_1\":{\"URL\":\"sip:mod_sofia@10.0.0.6:5060\"}}}}}");
+  run(w, 20 * MS);
+  ck_assert(kz_proxy_server_is_up(proxy_of(w), "10.0.0.6:5060"));
+  build_invite(ALICE, "sip:2000@" REALM, "call-adv2@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_int_eq(count_msgs(w, FS2, 0, "INVITE "), 1);
+  /* No more heartbeats: gone after Expires + 45 s. */
+  run(w, 70 * SEC);
+  size_t up;
+  ck_assert_uint_eq(kz_proxy_server_count(proxy_of(w), &up), 0);
+  world_free(w);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("proxy");
+  TCase *tc;
+  tc = kz_tcase(s, "registrar", 60);
+  tcase_add_test(tc, test_register_ok);
+  tcase_add_test(tc, test_register_wrong_password);
+  tcase_add_test(tc, test_register_unknown_user);
+  tcase_add_test(tc, test_register_interval_too_brief);
+  tcase_add_test(tc, test_register_clamped_and_unregister);
+  tcase_add_test(tc, test_register_out_of_order_cseq);
+  tcase_add_test(tc, test_reregister_from_cache);
+  tcase_add_test(tc, test_authn_timeout_drops);
+  tcase_add_test(tc, test_reg_query_and_flush);
+  tcase_add_test(tc, test_auth_failure_ban);
+  tc = kz_tcase(s, "calls", 60);
+  tcase_add_test(tc, test_call_to_media_server);
+  tcase_add_test(tc, test_call_from_media_to_device);
+  tcase_add_test(tc, test_device_not_registered);
+  tcase_add_test(tc, test_failover_on_503);
+  tcase_add_test(tc, test_failover_limit);
+  tcase_add_test(tc, test_failover_on_silence);
+  tcase_add_test(tc, test_all_media_down_480);
+  tcase_add_test(tc, test_407_sticky);
+  tcase_add_test(tc, test_cancel);
+  tcase_add_test(tc, test_advertised_media_server);
+  tc = kz_tcase(s, "pipeline", 60);
+  tcase_add_test(tc, test_max_forwards_zero);
+  tcase_add_test(tc, test_malformed_400);
+  tcase_add_test(tc, test_loop_detected);
+  tcase_add_test(tc, test_traffic_filter);
+  tcase_add_test(tc, test_tcp_options);
+  tcase_add_test(tc, test_nat_keepalive);
+  tcase_add_test(tc, test_flood_ban_keeps_users_served);
+  tcase_add_test(tc, test_config_json);
+  return kz_run_suite(s);
+}
