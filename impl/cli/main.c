@@ -15,6 +15,9 @@ static const struct kz_cli_cmd commands[] = {
 #ifdef KZ_CLI_HAVE_SIP
     {"sip", kz_cli_sip, "SIP tools: kz sip check FILE..."},
 #endif
+#ifdef KZ_CLI_HAVE_RUN
+    {"run", kz_cli_run, "run a role for real: kz run db --config FILE"},
+#endif
 #ifdef KZ_CLI_HAVE_BUS
     {"bus", kz_cli_bus, "bus tools: kz bus tap --uri URI"},
 #endif

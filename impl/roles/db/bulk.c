@@ -1,0 +1,351 @@
+/* bulk.c — multi-document endpoints: _bulk_docs, _all_docs, _revs_diff and _bulk_get. */
+#include <string.h>
+
+#include "db_int.h"
+#include "kz/error.h"
+#include "kz/mem.h"
+
+/* ------------------------------------------------------------------ */
+/* _bulk_docs                                                          */
+
+int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info) {
+  struct kz_db *db = q->db;
+  json_t *body = NULL;
+  if (kz_db_require_json(q, r) || kz_db_body_json(q, r, false, &body)) return 0;
+  json_t *docs = json_object_get(body, "docs");
+  json_t *ne = json_object_get(body, "new_edits");
+  if (!json_is_array(docs)) {
+    json_decref(body);
+    kz_db_reply_error(r, 400, "bad_request", "POST body must include `docs` parameter.");
+    return 0;
+  }
+  if (ne && !json_is_boolean(ne)) {
+    json_decref(body);
+    kz_db_reply_error(r, 400, "bad_request", "`new_edits` parameter must be a boolean.");
+    return 0;
+  }
+  struct kz_db_update_opts o = {.new_edits = !json_is_false(ne), .dbid = info->id};
+  json_t *out = json_array();
+  int rc = out ? kz_db_store_begin(db) : KZ_ENOMEM;
+  size_t i;
+  json_t *doc;
+  bool changed = false;
+  if (!rc) {
+    json_array_foreach(docs, i, doc) {
+      json_t *res = NULL;
+      int status = 0;
+      rc = kz_db_doc_update(db, &o, doc, &res, &status);
+      if (rc) {
+        json_decref(res);
+        break;
+      }
+      if (status < 300) changed = true;
+      /* Replication (new_edits=false) only hears about failures. */
+      if (o.new_edits || status >= 300) json_array_append_new(out, res);
+      else json_decref(res);
+    }
+    if (!rc) rc = kz_db_store_commit(db);
+    else kz_db_store_rollback(db);
+  }
+  json_decref(body);
+  if (rc) {
+    json_decref(out);
+    kz_db_reply_kzerr(r, rc);
+    return 0;
+  }
+  if (changed) kz_db_changes_notify(db, info->id);
+  kz_db_reply_json(r, 201, out);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* _all_docs                                                           */
+
+/* Where a JSON key falls against document ids (strings) in CouchDB's
+ * collation: null, booleans and numbers sort before every string,
+ * arrays and objects after. */
+enum bound { B_NONE, B_LOW, B_STR, B_HIGH };
+
+static enum bound classify(const json_t *k) {
+  if (!k) return B_NONE;
+  if (json_is_string(k)) return B_STR;
+  if (json_is_array(k) || json_is_object(k)) return B_HIGH;
+  return B_LOW;
+}
+
+static json_t *row_for(struct kz_db *db, const struct kz_db_dbinfo *info, const char *id,
+                       const char *rev, bool deleted, bool include_docs, const struct kz_db_read_opts *ro) {
+  json_t *value = json_pack("{s:s}", "rev", rev);
+  if (deleted) json_object_set_new(value, "deleted", json_true());
+  json_t *row = json_pack("{s:s,s:s,s:o}", "id", id, "key", id, "value", value);
+  if (!row || !include_docs) return row;
+  if (deleted) {
+    json_object_set_new(row, "doc", json_null());
+    return row;
+  }
+  struct kz_db_tree t;
+  if (kz_db_store_tree(db, info->id, id, &t) == 0) {
+    int w = kz_db_tree_winner(&t);
+    json_t *d = NULL;
+    if (w >= 0 && kz_db_doc_json(db, info->id, id, &t, w, ro, &d) == 0)
+      json_object_set_new(row, "doc", d);
+    kz_db_tree_free(&t);
+  }
+  return row;
+}
+
+int kz_db_api_all_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *cinfo) {
+  struct kz_db *db = q->db;
+  struct kz_db_dbinfo info = *cinfo;
+  bool include_docs = false, desc = false, inclusive_end = true, update_seq = false;
+  uint64_t limit = UINT64_C(1) << 53, skip = 0;
+  struct kz_db_read_opts ro = {0};
+  json_t *body = NULL, *keys = NULL, *key = NULL, *sk = NULL, *ek = NULL;
+  json_t *rows = NULL;
+  sqlite3_stmt *st = NULL;
+  if (kz_db_q_bool(q, r, "include_docs", &include_docs) || kz_db_q_bool(q, r, "descending", &desc) ||
+      kz_db_q_bool(q, r, "inclusive_end", &inclusive_end) ||
+      kz_db_q_bool(q, r, "update_seq", &update_seq) || kz_db_q_bool(q, r, "conflicts", &ro.conflicts) ||
+      kz_db_q_bool(q, r, "attachments", &ro.attachments) ||
+      kz_db_q_u64(q, r, "limit", &limit, NULL) || kz_db_q_u64(q, r, "skip", &skip, NULL))
+    return 0;
+  if (kz_db_q_json(q, r, "keys", &keys) || kz_db_q_json(q, r, "key", &key)) goto out;
+  if (kz_db_q_json(q, r, "startkey", &sk) || (!sk && kz_db_q_json(q, r, "start_key", &sk))) goto out;
+  if (kz_db_q_json(q, r, "endkey", &ek) || (!ek && kz_db_q_json(q, r, "end_key", &ek))) goto out;
+  if (kz_slice_eq_cstr(q->method, "POST")) {
+    if (kz_db_require_json(q, r) || kz_db_body_json(q, r, false, &body)) goto out;
+    json_t *bk = json_object_get(body, "keys");
+    if (bk) {
+      json_decref(keys);
+      keys = json_incref(bk);
+    }
+  }
+  if (keys && !json_is_array(keys)) {
+    kz_db_reply_error(r, 400, "bad_request", "`keys` member must be an array.");
+    goto out;
+  }
+  if (key && !keys) {
+    keys = json_pack("[O]", key);
+  }
+  int rc = kz_db_store_db_counts(db, &info);
+  if (rc) {
+    kz_db_reply_kzerr(r, rc);
+    goto out;
+  }
+  rows = json_array();
+  uint64_t offset = skip;
+  if (keys) {
+    size_t n = json_array_size(keys);
+    for (size_t k = skip < n ? (size_t)skip : n; k < n && json_array_size(rows) < limit; k++) {
+      size_t i = desc ? n - 1 - k : k;
+      json_t *jk = json_array_get(keys, i);
+      const char *id = json_string_value(jk);
+      st = id ? kz_db_sql(db, "SELECT rev, deleted FROM docs WHERE db=? AND id=?") : NULL;
+      if (id && !st) {
+        kz_db_reply_kzerr(r, KZ_EIO);
+        goto out;
+      }
+      json_t *row = NULL;
+      if (st) {
+        sqlite3_bind_int64(st, 1, info.id);
+        sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+          row = row_for(db, &info, id, (const char *)sqlite3_column_text(st, 0),
+                        sqlite3_column_int(st, 1) != 0, include_docs, &ro);
+        sqlite3_finalize(st);
+        st = NULL;
+      }
+      if (!row) row = json_pack("{s:O,s:s}", "key", jk, "error", "not_found");
+      json_array_append_new(rows, row);
+    }
+  } else {
+    enum bound sb = classify(sk), eb = classify(ek);
+    /* Bounds that exclude every string empty the result; bounds that
+     * include every string drop out. */
+    bool empty = desc ? (sb == B_LOW || eb == B_HIGH) : (sb == B_HIGH || eb == B_LOW);
+    if (empty) goto reply;
+    bool use_s = sb == B_STR, use_e = eb == B_STR;
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id, rev FROM docs WHERE db=?1 AND deleted=0%s%s ORDER BY id%s LIMIT ?4 OFFSET ?5",
+             use_s ? (desc ? " AND id<=?2" : " AND id>=?2") : "",
+             use_e ? (desc ? (inclusive_end ? " AND id>=?3" : " AND id>?3")
+                           : (inclusive_end ? " AND id<=?3" : " AND id<?3"))
+                   : "",
+             desc ? " DESC" : "");
+    st = kz_db_sql(db, sql);
+    if (!st) {
+      kz_db_reply_kzerr(r, KZ_EIO);
+      goto out;
+    }
+    sqlite3_bind_int64(st, 1, info.id);
+    if (use_s) sqlite3_bind_text(st, 2, json_string_value(sk), -1, SQLITE_STATIC);
+    if (use_e) sqlite3_bind_text(st, 3, json_string_value(ek), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)limit);
+    sqlite3_bind_int64(st, 5, (int64_t)skip);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      json_t *row = row_for(db, &info, (const char *)sqlite3_column_text(st, 0),
+                            (const char *)sqlite3_column_text(st, 1), false, include_docs, &ro);
+      if (row) json_array_append_new(rows, row);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (use_s) {
+      st = kz_db_sql(db, desc ? "SELECT COUNT(*) FROM docs WHERE db=? AND deleted=0 AND id>?"
+                              : "SELECT COUNT(*) FROM docs WHERE db=? AND deleted=0 AND id<?");
+      if (st) {
+        sqlite3_bind_int64(st, 1, info.id);
+        sqlite3_bind_text(st, 2, json_string_value(sk), -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) offset += (uint64_t)sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        st = NULL;
+      }
+    }
+  }
+reply: {
+  json_t *res = json_pack("{s:I,s:I,s:o}", "total_rows", (json_int_t)info.doc_count, "offset",
+                          (json_int_t)(keys ? 0 : offset), "rows", rows);
+  rows = NULL;
+  if (res && update_seq) json_object_set_new(res, "update_seq", json_integer(info.update_seq));
+  kz_db_reply_json(r, 200, res);
+}
+out:
+  sqlite3_finalize(st);
+  json_decref(rows);
+  json_decref(body);
+  json_decref(keys);
+  json_decref(key);
+  json_decref(sk);
+  json_decref(ek);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* _revs_diff                                                          */
+
+int kz_db_api_revs_diff(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info) {
+  json_t *body = NULL;
+  if (kz_db_require_json(q, r) || kz_db_body_json(q, r, false, &body)) return 0;
+  json_t *out = json_object();
+  const char *id;
+  json_t *revs;
+  json_object_foreach(body, id, revs) {
+    if (!json_is_array(revs)) {
+      kz_db_reply_error(r, 400, "bad_request", "Revisions must be an array");
+      goto fail;
+    }
+    struct kz_db_tree t;
+    int rc = kz_db_store_tree(q->db, info->id, id, &t);
+    if (rc) {
+      kz_db_reply_kzerr(r, rc);
+      goto fail;
+    }
+    json_t *missing = json_array();
+    int64_t max_missing = 0;
+    size_t i;
+    json_t *jr;
+    json_array_foreach(revs, i, jr) {
+      struct kz_db_rev rv;
+      const char *s = json_string_value(jr);
+      if (!s || kz_db_rev_parse(&rv, s)) {
+        json_decref(missing);
+        kz_db_tree_free(&t);
+        kz_db_reply_error(r, 400, "bad_request", "Invalid rev format");
+        goto fail;
+      }
+      if (kz_db_tree_find(&t, &rv) < 0) {
+        json_array_append(missing, jr);
+        if (rv.gen > max_missing) max_missing = rv.gen;
+      }
+    }
+    if (json_array_size(missing)) {
+      json_t *entry = json_pack("{s:o}", "missing", missing);
+      json_t *anc = json_array();
+      for (size_t k = 0; k < t.n; k++)
+        if (t.nodes[k].leaf && t.nodes[k].rev.gen < max_missing) {
+          char b[96];
+          kz_db_rev_format(&t.nodes[k].rev, b, sizeof b);
+          json_array_append_new(anc, json_string(b));
+        }
+      if (json_array_size(anc)) json_object_set_new(entry, "possible_ancestors", anc);
+      else json_decref(anc);
+      json_object_set_new(out, id, entry);
+    } else {
+      json_decref(missing);
+    }
+    kz_db_tree_free(&t);
+  }
+  json_decref(body);
+  kz_db_reply_json(r, 200, out);
+  return 0;
+fail:
+  json_decref(body);
+  json_decref(out);
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* _bulk_get                                                           */
+
+int kz_db_api_bulk_get(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info) {
+  struct kz_db_read_opts ro = {0};
+  bool latest = false;
+  json_t *body = NULL;
+  if (kz_db_q_bool(q, r, "revs", &ro.revs) || kz_db_q_bool(q, r, "attachments", &ro.attachments) ||
+      kz_db_q_bool(q, r, "latest", &latest))
+    return 0;
+  if (kz_db_require_json(q, r) || kz_db_body_json(q, r, false, &body)) return 0;
+  json_t *docs = json_object_get(body, "docs");
+  if (!json_is_array(docs)) {
+    json_decref(body);
+    kz_db_reply_error(r, 400, "bad_request", "Missing JSON list of 'docs'.");
+    return 0;
+  }
+  json_t *results = json_array();
+  size_t i;
+  json_t *want;
+  json_array_foreach(docs, i, want) {
+    const char *id = json_string_value(json_object_get(want, "id"));
+    const char *rs = json_string_value(json_object_get(want, "rev"));
+    json_t *list = json_array();
+    json_t *d = NULL;
+    const char *reason = "missing";
+    if (!id || kz_db_docid_check(q->db, id, strlen(id))) {
+      reason = "invalid id";
+    } else {
+      struct kz_db_tree t;
+      if (kz_db_store_tree(q->db, info->id, id, &t) == 0) {
+        int node = kz_db_tree_winner(&t);
+        struct kz_db_rev rv;
+        if (rs) node = kz_db_rev_parse(&rv, rs) ? -1 : kz_db_tree_find(&t, &rv);
+        if (node >= 0 && rs && latest) {
+          /* The best leaf that descends from the asked revision. */
+          int *idx = kz_calloc(t.n, sizeof *idx);
+          if (idx) {
+            size_t nl = kz_db_tree_leaves(&t, idx);
+            for (size_t k = 0; k < nl; k++) {
+              int x = idx[k];
+              while (x >= 0 && x != node) x = t.nodes[x].parent;
+              if (x == node) {
+                node = idx[k];
+                break;
+              }
+            }
+            kz_free(idx);
+          }
+        }
+        if (node >= 0 && t.nodes[node].has_body)
+          (void)kz_db_doc_json(q->db, info->id, id, &t, node, &ro, &d);
+        kz_db_tree_free(&t);
+      }
+    }
+    if (d)
+      json_array_append_new(list, json_pack("{s:o}", "ok", d));
+    else
+      json_array_append_new(list, json_pack("{s:{s:s?,s:s?,s:s,s:s}}", "error", "id", id, "rev", rs,
+                                             "error", "not_found", "reason", reason));
+    json_array_append_new(results, json_pack("{s:s?,s:o}", "id", id, "docs", list));
+  }
+  json_decref(body);
+  kz_db_reply_json(r, 200, json_pack("{s:o}", "results", results));
+  return 0;
+}

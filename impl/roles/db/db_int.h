@@ -1,0 +1,271 @@
+/* db_int.h — private types of the db role: instance, connections, store, revision trees, HTTP replies. */
+#ifndef KZ_DB_INT_H
+#define KZ_DB_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "kz/buf.h"
+#include "kz/db.h"
+#include "kz/env.h"
+#include "kz/http.h"
+#include "kz/http_url.h"
+#include "kz/prng.h"
+
+#define KZ_DB_VERSION "3.3.3-kz"
+#define KZ_DB_REV_HASH_MAX 64 /* longest accepted revision hash (after "N-") */
+
+struct kz_db_conn;
+struct kz_db_waiter;
+
+/* ------------------------------------------------------------------ */
+/* The instance                                                        */
+
+struct kz_db {
+  struct kz_env *env;
+  struct kz_db_cfg cfg;
+  char *path;
+  struct kz_listener *listener;
+  struct kz_db_conn *conns; /* doubly linked, newest first */
+  struct kz_db_waiter *waiters; /* pending longpoll _changes, oldest first */
+  struct kz_db_stats stats;
+  struct kz_prng prng; /* uuids, generated doc ids */
+  struct kz_prng sql_prng; /* reseeds SQLite's PRNG (journal nonces) */
+  char uuid[33];       /* server uuid for the welcome */
+
+  /* SQLite, reached through our own VFS. */
+  sqlite3 *sql;
+  sqlite3_vfs *vfs;
+  char vfs_name[40];
+  uint64_t tmp_counter; /* names of SQLite's temporary files */
+  int io_error;         /* last kz error a VFS call hit, for logs */
+};
+
+/* ------------------------------------------------------------------ */
+/* VFS (vfs.c)                                                          */
+
+/* Registers a VFS named "kz-<hex>" whose pAppData is `db`, so SQLite's
+ * files go through db->env.  Returns 0, KZ_ENOMEM or KZ_EIO. */
+int kz_db_vfs_register(struct kz_db *db);
+void kz_db_vfs_unregister(struct kz_db *db);
+
+/* ------------------------------------------------------------------ */
+/* Small helpers (util.c)                                               */
+
+/* Base64 (RFC 4648, padded).  Decoding ignores nothing: any character
+ * outside the alphabet or bad padding fails with KZ_EPROTO. */
+int kz_db_b64_encode(struct kz_buf *out, const uint8_t *in, size_t len);
+int kz_db_b64_decode(struct kz_buf *out, const char *in, size_t len);
+/* MD5 of data into 16 bytes. */
+void kz_db_md5(const void *data, size_t len, uint8_t out[16]);
+/* "md5-<base64 of md5>" of data, NUL-terminated (needs 29 bytes). */
+void kz_db_md5_digest(const void *data, size_t len, char out[32]);
+/* 32 lowercase hex chars from the instance PRNG, NUL-terminated. */
+void kz_db_uuid(struct kz_db *db, char out[33]);
+/* CouchDB's database name rule: ^[a-z][a-z0-9_$()+/-]*$, plus the
+ * system databases _users, _replicator, _global_changes; at most 238 chars. */
+bool kz_db_name_valid(const char *name);
+/* Valid UTF-8 without NUL. */
+bool kz_db_utf8_valid(const char *s, size_t len);
+/* Serialises compactly (jansson) into a fresh kz_buf; returns 0 or
+ * KZ_ENOMEM. */
+int kz_db_json_dump(struct kz_buf *out, const json_t *j, size_t flags);
+
+/* ------------------------------------------------------------------ */
+/* Revisions (rev.c)                                                    */
+
+struct kz_db_rev {
+  int64_t gen;
+  char hash[KZ_DB_REV_HASH_MAX + 1];
+};
+
+/* Parses "<gen>-<hash>" (gen >= 0 decimal, hash 1..64 visible chars).
+ * Returns 0 or KZ_EPROTO. */
+int kz_db_rev_parse(struct kz_db_rev *out, const char *s);
+/* "<gen>-<hash>" into buf (at least 96 bytes). */
+void kz_db_rev_format(const struct kz_db_rev *r, char *buf, size_t len);
+
+/* One node of a document's revision tree, as loaded from table revs. */
+struct kz_db_node {
+  struct kz_db_rev rev;
+  int parent;     /* index in the tree, -1 for a root */
+  bool deleted;
+  bool has_body;  /* false for ancestors known only by id (stubs) */
+  bool leaf;
+  int64_t seq;    /* update sequence that stored it */
+};
+
+struct kz_db_tree {
+  struct kz_db_node *nodes;
+  size_t n, cap;
+};
+
+void kz_db_tree_free(struct kz_db_tree *t);
+/* Index of revision r, or -1. */
+int kz_db_tree_find(const struct kz_db_tree *t, const struct kz_db_rev *r);
+/* Recomputes leaf flags and parent links from (gen-1, parent hash) —
+ * parents are resolved by the loader; this only marks leaves. */
+void kz_db_tree_mark_leaves(struct kz_db_tree *t);
+/* CouchDB's winner among leaves: not deleted beats deleted, then the
+ * highest generation, then the highest hash (byte order).  -1 when the
+ * tree is empty. */
+int kz_db_tree_winner(const struct kz_db_tree *t);
+/* Leaves sorted by the winner rule (best first) into idx (n entries
+ * returned; idx must hold t->n). */
+size_t kz_db_tree_leaves(const struct kz_db_tree *t, int *idx);
+/* Computes the hash of a new revision: MD5 over the deleted flag, the
+ * parent revision, the canonical body (sorted keys) and the attachment
+ * digests.  out gets 32 hex chars and a NUL. */
+void kz_db_rev_hash(bool deleted, const struct kz_db_rev *parent, const char *body,
+                    size_t body_len, const char *atts, size_t atts_len, char out[33]);
+
+/* ------------------------------------------------------------------ */
+/* Store (store.c)                                                      */
+
+int kz_db_store_open(struct kz_db *db);
+void kz_db_store_close(struct kz_db *db);
+int kz_db_store_begin(struct kz_db *db);
+/* Commits (synced through the VFS); on failure rolls back.  0 or
+ * KZ_EIO. */
+int kz_db_store_commit(struct kz_db *db);
+void kz_db_store_rollback(struct kz_db *db);
+
+/* Prepares sql (with sqlite3_prepare_v2); NULL on failure (logged). */
+sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql);
+/* Runs a statement with no result rows; 0 or KZ_EIO. */
+int kz_db_sql_exec(struct kz_db *db, const char *sql);
+
+struct kz_db_dbinfo {
+  int64_t id;
+  int64_t update_seq;
+  int64_t doc_count;
+  int64_t doc_del_count;
+  int64_t created_wall_ns;
+  int64_t size_bytes; /* stored body bytes, an estimate of "sizes" */
+};
+
+/* Looks a database up by name.  0, KZ_ENOENT or KZ_EIO. */
+int kz_db_store_db_get(struct kz_db *db, const char *name, struct kz_db_dbinfo *out);
+/* Fills doc_count, doc_del_count and size_bytes of a looked-up db.
+ * 0 or KZ_EIO. */
+int kz_db_store_db_counts(struct kz_db *db, struct kz_db_dbinfo *out);
+/* 0, KZ_EEXIST or KZ_EIO.  Inside a transaction. */
+int kz_db_store_db_create(struct kz_db *db, const char *name);
+/* 0, KZ_ENOENT or KZ_EIO.  Inside a transaction. */
+int kz_db_store_db_delete(struct kz_db *db, const char *name);
+/* Bumps the database's update_seq and returns the new value (in *seq).
+ * 0 or KZ_EIO. */
+int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq);
+/* Loads a document's revision tree (empty when absent). 0/KZ_EIO/KZ_ENOMEM */
+int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t);
+/* The stored body (JSON object text) and attachment metadata (JSON
+ * object text or NULL) of one revision.  Returns new jansson values
+ * (*body an object, *atts an object or NULL); 0, KZ_ENOENT or KZ_EIO. */
+int kz_db_store_rev_body(struct kz_db *db, int64_t dbid, const char *docid,
+                         const struct kz_db_rev *r, json_t **body, json_t **atts);
+
+/* ------------------------------------------------------------------ */
+/* HTTP replies (server.c) and requests                                 */
+
+struct kz_db_reply {
+  int status;
+  char ctype[256];          /* Content-Type; empty = application/json */
+  struct kz_buf body;
+  char etag[128];           /* without quotes; empty = none */
+  char location[64];        /* unused unless set */
+  bool head;                /* HEAD request: send headers only */
+  bool not_modified_ok;     /* internal */
+  /* Extra raw header lines ("Name: value\r\n"), already validated. */
+  struct kz_buf extra;
+};
+
+struct kz_db_req {
+  struct kz_db *db;
+  struct kz_db_conn *conn;
+  const struct kz_http_msg *msg;
+  struct kz_slice method;
+  struct kz_http_strlist seg;
+  struct kz_http_query query;
+  const char *body;
+  size_t body_len;
+};
+
+/* Sets a JSON reply (takes ownership of j; NULL j means out of memory). */
+void kz_db_reply_json(struct kz_db_reply *r, int status, json_t *j);
+/* CouchDB's error shape {"error":..,"reason":..}. */
+void kz_db_reply_error(struct kz_db_reply *r, int status, const char *error, const char *reason);
+/* Maps a kz error from the store to a reply (500 for KZ_EIO...). */
+void kz_db_reply_kzerr(struct kz_db_reply *r, int err);
+
+/* Query helpers: a boolean parameter ("true"/"false"), an unsigned
+ * integer, a JSON value (new reference or NULL when absent).  Each
+ * returns 0 or KZ_EPROTO (and fills the reply with 400). */
+int kz_db_q_bool(struct kz_db_req *q, struct kz_db_reply *r, const char *key, bool *out);
+int kz_db_q_u64(struct kz_db_req *q, struct kz_db_reply *r, const char *key, uint64_t *out,
+                bool *present);
+int kz_db_q_json(struct kz_db_req *q, struct kz_db_reply *r, const char *key, json_t **out);
+/* Parses the request body as JSON (object unless any). */
+int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t **out);
+/* Requires a JSON content type (415 otherwise). */
+int kz_db_require_json(struct kz_db_req *q, struct kz_db_reply *r);
+
+/* Dispatch (api.c): fills the reply, or returns 1 when the request was
+ * parked (longpoll) and will be answered later through
+ * kz_db_conn_finish. */
+int kz_db_dispatch(struct kz_db_req *q, struct kz_db_reply *r);
+
+/* Documents (docs.c). */
+struct kz_db_update_opts {
+  bool new_edits;
+  const char *docid; /* from the URL, overrides/validates _id */
+  int64_t dbid;
+};
+/* Applies one document update inside the current transaction.  On
+ * success *result = {"ok":true,"id":..,"rev":..}; on a per-document
+ * failure *status is the HTTP status and *result the error object
+ * {"id":..,"error":..,"reason":..}; returns 0 in both cases and KZ_EIO
+ * (or KZ_ENOMEM) when the store failed and the transaction must roll
+ * back. */
+int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc,
+                     json_t **result, int *status);
+/* Builds the JSON of one revision as GET returns it. */
+struct kz_db_read_opts {
+  bool revs, conflicts, deleted_conflicts, attachments, revs_info, local_seq;
+};
+int kz_db_doc_json(struct kz_db *db, int64_t dbid, const char *docid, const struct kz_db_tree *t,
+                   int node, const struct kz_db_read_opts *o, json_t **out);
+/* Checks a document id from a URL or a body.  NULL when fine, else a
+ * static reason for a 400 illegal_docid. */
+const char *kz_db_docid_check(const struct kz_db *db, const char *id, size_t len);
+
+int kz_db_api_doc(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info,
+                  const char *docid, const char *att);
+int kz_db_api_local(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info,
+                    const char *id);
+int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+int kz_db_api_all_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+int kz_db_api_revs_diff(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+int kz_db_api_bulk_get(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+int kz_db_api_post_doc(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+
+/* Changes (changes.c).  Returns 1 when the request waits (longpoll). */
+int kz_db_api_changes(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
+/* A database changed: wake the longpolls waiting on it. */
+void kz_db_changes_notify(struct kz_db *db, int64_t dbid);
+/* Drops the waiter of a connection that goes away. */
+void kz_db_waiter_cancel(struct kz_db_waiter *w);
+void kz_db_waiters_free(struct kz_db *db);
+
+/* Connections (server.c). */
+/* Writes the head of a chunked 200 JSON response now (longpoll). */
+int kz_db_conn_start_chunked(struct kz_db_conn *c);
+int kz_db_conn_chunk(struct kz_db_conn *c, const void *data, size_t len);
+/* Ends a parked request: writes the last chunk and resumes reading. */
+void kz_db_conn_finish(struct kz_db_conn *c);
+void kz_db_conn_set_waiter(struct kz_db_conn *c, struct kz_db_waiter *w);
+
+#endif /* KZ_DB_INT_H */

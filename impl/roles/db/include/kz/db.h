@@ -1,0 +1,77 @@
+/* kz/db.h — the db role: a CouchDB-compatible document server written only against kz_env. */
+#ifndef KZ_DB_H
+#define KZ_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kz/env.h"
+
+/* kz_db speaks CouchDB's HTTP/JSON API (the subset Kazoo, PouchDB and
+ * replication use) on one stream listener, and keeps its data in one
+ * SQLite database reached through a VFS of its own ("kz-<hex>", one per
+ * instance) that maps SQLite's file operations onto kz_env's durable
+ * storage.  Every write is committed (synced) before its HTTP response is
+ * queued, so an acknowledged write survives a crash.
+ *
+ * Storage layout: ONE SQLite file (cfg.path) holds every CouchDB database
+ * of the instance, keyed by an internal database number: one file keeps
+ * creation, deletion and cross-database listing atomic without a
+ * directory listing (kz_env has none).  Each document keeps its whole
+ * revision tree (table revs: generation, hash, parent, deleted flag,
+ * body) and every database its update sequence (docs.seq), which is what
+ * views and replication build on.  Sequences are integers (CouchDB 1.x
+ * style); PouchDB accepts them. */
+
+struct kz_db;
+
+struct kz_db_cfg {
+  /* Stream address to listen on (port 0 picks one: kz_db_addr). */
+  struct kz_addr listen;
+  /* Relative kz_fs path of the SQLite file; NULL means "kzdb.sqlite".
+   * SQLite also creates "<path>-journal" beside it while it commits. */
+  const char *path;
+  /* Largest request body accepted (413 beyond it); 0 means 64 MiB. */
+  uint64_t max_body;
+  /* Longest document id in bytes (400 illegal_docid beyond); 0 = 512. */
+  size_t max_docid;
+  /* Longpoll _changes timeout when the request gives none; 0 = 60 s. */
+  uint64_t changes_timeout_ns;
+  /* Keep-alive connections idle this long are closed; 0 = 5 minutes. */
+  uint64_t idle_timeout_ns;
+};
+
+/* Counters, monotonic over the instance's life. */
+struct kz_db_stats {
+  uint64_t connections;    /* streams accepted */
+  uint64_t requests;       /* requests answered (every status) */
+  uint64_t errors_4xx;
+  uint64_t errors_5xx;
+  uint64_t commits;        /* SQLite transactions committed */
+  uint64_t longpolls;      /* _changes requests that had to wait */
+};
+
+/* Creates a server on `env`: opens (or creates) the SQLite file through
+ * the instance's VFS, then listens.  cfg is copied.  *out is the
+ * caller's; release it with kz_db_free.  Returns 0, KZ_EINVAL (NULL
+ * argument, bad path), KZ_ENOMEM, KZ_EIO (the store cannot be opened or
+ * is corrupt) or the error of kz_stream_listen. */
+int kz_db_new(struct kz_db **out, struct kz_env *env, const struct kz_db_cfg *cfg);
+
+/* Closes every connection and the listener, closes the store and
+ * unregisters the VFS.  NULL is a no-op. */
+void kz_db_free(struct kz_db *db);
+
+/* The address listened on, with the chosen port. */
+struct kz_addr kz_db_addr(const struct kz_db *db);
+
+/* Counters; valid while the server lives. */
+const struct kz_db_stats *kz_db_stats(const struct kz_db *db);
+
+/* The simulator/app adapter: start builds a server from a
+ * `const struct kz_db_cfg *`, stop frees it (kz_sim_app's contract). */
+int kz_db_app_start(struct kz_env *env, const void *cfg, void **instance);
+void kz_db_app_stop(void *instance);
+
+#endif /* KZ_DB_H */
