@@ -938,10 +938,29 @@ static void record_routes(struct call *c, const struct kz_sip_msg *m) {
   if (m->ncontacts) set_str(&c->next_url, m->contacts[0].uri.raw);
 }
 
+/* Fingerprint of a received datagram for SIPp's retransmission check.
+ * It is only compared with the same call's earlier fingerprints (never
+ * traced), so it need not be kz_hash64: this one takes 8 bytes a step,
+ * where byte-wise FNV-1a cost ~5% of a simulated call (bench/sim). */
+static uint64_t msg_fingerprint(const uint8_t *p, size_t len) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  for (; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
+}
+
 static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t *data, size_t len) {
   struct kz_sipp *e = c->e;
   const struct kz_sipp_scenario *sc = e->sc;
-  uint64_t hash = kz_hash64(data, len, 0);
+  uint64_t hash = msg_fingerprint(data, len);
   if (!e->cfg.no_retrans) {
     if (c->rr_recv_index >= 0 && c->rr_hash == hash) {
       e->ms[c->rr_recv_index].recv_retrans++;
