@@ -104,16 +104,6 @@ struct kz_bus {
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t ncap = *cap ? *cap * 2 : 8;
-  while (ncap < need) ncap *= 2;
-  void *p = kz_realloc(*arr, ncap * elem);
-  if (!p) return KZ_ENOMEM;
-  *arr = p;
-  *cap = ncap;
-  return 0;
-}
 
 static bool streq(const char *a, const char *b) {
   return strcmp(a ? a : "", b ? b : "") == 0;
@@ -142,7 +132,7 @@ static struct rec *rec_new(enum rec_kind kind, const char *name,
 }
 
 static int rec_append(struct kz_bus *bus, struct rec *r) {
-  if (grow((void **)&bus->recs, &bus->cap_recs, bus->n_recs + 1,
+  if (kz_array_reserve((void **)&bus->recs, &bus->cap_recs, bus->n_recs + 1,
            sizeof *bus->recs))
     return KZ_ENOMEM;
   bus->recs[bus->n_recs++] = r;
@@ -260,7 +250,7 @@ static void on_reply(void *arg, struct kz_bus *bus,
     json_decref(msg);
     return;
   }
-  if (grow((void **)&q->replies, &q->cap, q->n + 1, sizeof *q->replies)) {
+  if (kz_array_reserve((void **)&q->replies, &q->cap, q->n + 1, sizeof *q->replies)) {
     json_decref(msg); /* out of memory: this reply is lost, like a drop */
     return;
   }
@@ -629,7 +619,7 @@ int kz_bus_publish(struct kz_bus *bus, const char *exchange,
   if (!routing_key) routing_key = "";
   if (confirm_cb) {
     if (!backend_up(bus)) return KZ_ENOTCONN;
-    if (grow((void **)&bus->confirms, &bus->cap_confirms, bus->n_confirms + 1,
+    if (kz_array_reserve((void **)&bus->confirms, &bus->cap_confirms, bus->n_confirms + 1,
              sizeof *bus->confirms))
       return KZ_ENOMEM;
     uint64_t pid = ++bus->next_publish_id;
@@ -646,7 +636,7 @@ int kz_bus_publish(struct kz_bus *bus, const char *exchange,
   }
   /* Down (or just lost): keep it for the next UP. */
   if (bus->n_pending >= PENDING_MAX) return KZ_ENOTCONN;
-  if (grow((void **)&bus->pending, &bus->cap_pending, bus->n_pending + 1,
+  if (kz_array_reserve((void **)&bus->pending, &bus->cap_pending, bus->n_pending + 1,
            sizeof *bus->pending))
     return KZ_ENOMEM;
   struct pending_pub p = {0};

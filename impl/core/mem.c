@@ -1,5 +1,6 @@
 /* mem.c — counting allocator with failure injection and reference-counted objects. */
 #include "kz/mem.h"
+#include "kz/error.h"
 
 #include <assert.h>
 #include <stdalign.h>
@@ -144,4 +145,18 @@ uint32_t kz_refcount(const void *obj) {
   const union kz_mem_hdr *hd = hdr_of(obj);
   assert(hd->h.magic == KZ_MEM_MAGIC_OBJ);
   return hd->h.refs;
+}
+
+int kz_array_reserve(void **arr, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t ncap = *cap ? *cap : 8;
+  while (ncap < need) {
+    if (ncap > SIZE_MAX / 2 / elem) return KZ_ENOMEM;
+    ncap *= 2;
+  }
+  void *p = kz_realloc(*arr, ncap * elem);
+  if (!p) return KZ_ENOMEM;
+  *arr = p;
+  *cap = ncap;
+  return 0;
 }

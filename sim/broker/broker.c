@@ -110,16 +110,6 @@ static void conn_close(struct conn *c, const char *reason);
 /* ------------------------------------------------------------------ */
 /* Helpers                                                              */
 
-static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
-  if (need <= *cap) return 0;
-  size_t ncap = *cap ? *cap * 2 : 8;
-  while (ncap < need) ncap *= 2;
-  void *p = kz_realloc(*arr, ncap * elem);
-  if (!p) return KZ_ENOMEM;
-  *arr = p;
-  *cap = ncap;
-  return 0;
-}
 
 static void msg_dtor(void *p) {
   struct msg *m = p;
@@ -280,7 +270,7 @@ static void queue_dispatch(struct kz_sim_broker *b, struct queue *q) {
     struct qmsg e = q_pop(q);
     uint64_t tag = ++c->next_tag;
     if (!k->no_ack) {
-      if (grow((void **)&c->unacked, &c->cap_unacked, c->n_unacked + 1,
+      if (kz_array_reserve((void **)&c->unacked, &c->cap_unacked, c->n_unacked + 1,
                sizeof *c->unacked) ||
           !(c->unacked[c->n_unacked].queue = kz_strdup(q->name))) {
         /* No memory to track it: put it back for later. */
@@ -413,7 +403,7 @@ static void conn_close(struct conn *c, const char *reason) {
     struct queue *q = kz_map_get_str(&b->queues, u->queue);
     if (q && q->qid == u->qid && q->owner != c &&
         q_push(q, u->m, true, true) == 0 &&
-        grow((void **)&touched, &cap_touched, n_touched + 1,
+        kz_array_reserve((void **)&touched, &cap_touched, n_touched + 1,
              sizeof *touched) == 0)
       touched[n_touched++] = q->qid;
     kz_free(u->queue);
@@ -565,7 +555,7 @@ static void op_bind(struct conn *c, const struct kz_bus_wire_frame *f,
   if (!bind) return;
   struct binding nb = {kz_strdup(q->name), kz_slice_dup(f->key)};
   if (!nb.queue || !nb.key ||
-      grow((void **)&x->binds, &x->cap_binds, x->n_binds + 1,
+      kz_array_reserve((void **)&x->binds, &x->cap_binds, x->n_binds + 1,
            sizeof *x->binds)) {
     kz_free(nb.queue);
     kz_free(nb.key);
@@ -588,9 +578,9 @@ static void op_consume(struct conn *c, const struct kz_bus_wire_frame *f) {
   }
   struct consumer *k = kz_calloc(1, sizeof *k);
   if (!k ||
-      grow((void **)&c->consumers, &c->cap_consumers, c->n_consumers + 1,
+      kz_array_reserve((void **)&c->consumers, &c->cap_consumers, c->n_consumers + 1,
            sizeof *c->consumers) ||
-      grow((void **)&q->consumers, &q->cap_consumers, q->n_consumers + 1,
+      kz_array_reserve((void **)&q->consumers, &q->cap_consumers, q->n_consumers + 1,
            sizeof *q->consumers)) {
     kz_free(k);
     conn_close(c, "out of memory");
@@ -660,7 +650,7 @@ static void op_publish(struct conn *c, const struct kz_bus_wire_frame *f) {
   bool oom = false;
   if (!x) {
     struct queue *q = queue_get(b, f->key); /* the default exchange */
-    if (q && grow((void **)&hit, &cap_hit, 1, sizeof *hit) == 0)
+    if (q && kz_array_reserve((void **)&hit, &cap_hit, 1, sizeof *hit) == 0)
       hit[n_hit++] = q;
   } else {
     for (size_t i = 0; i < x->n_binds && !oom; i++) {
@@ -670,7 +660,7 @@ static void op_publish(struct conn *c, const struct kz_bus_wire_frame *f) {
       bool dup = false;
       for (size_t j = 0; j < n_hit && !dup; j++) dup = hit[j] == q;
       if (dup) continue;
-      if (grow((void **)&hit, &cap_hit, n_hit + 1, sizeof *hit))
+      if (kz_array_reserve((void **)&hit, &cap_hit, n_hit + 1, sizeof *hit))
         oom = true;
       else
         hit[n_hit++] = q;
@@ -803,7 +793,7 @@ static void on_accept(void *arg, struct kz_listener *l, struct kz_stream *s) {
   struct kz_sim_broker *b = arg;
   (void)l;
   struct conn *c = kz_calloc(1, sizeof *c);
-  if (!c || grow((void **)&b->conns, &b->cap_conns, b->n_conns + 1,
+  if (!c || kz_array_reserve((void **)&b->conns, &b->cap_conns, b->n_conns + 1,
                  sizeof *b->conns)) {
     kz_free(c);
     kz_stream_close(s);

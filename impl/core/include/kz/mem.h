@@ -17,6 +17,11 @@ void kz_free(void *p);
 char *kz_strndup(const char *s, size_t len);
 char *kz_strdup(const char *s);
 
+/* Grows a kz_malloc'ed array *arr of *cap elements of `elem` bytes so it
+ * holds at least `need` (doubling, from 8).  New room is not zeroed.
+ * Returns 0 or KZ_ENOMEM (*arr and *cap unchanged). */
+int kz_array_reserve(void **arr, size_t *cap, size_t need, size_t elem);
+
 /* Live block count and the number of allocations done so far. */
 int64_t kz_mem_live_blocks(void);
 uint64_t kz_mem_alloc_count(void);
