@@ -28,14 +28,14 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: kz sim [--seed N] [--duration SECONDS] [--count N] [--out DIR]\n"
+          "usage: kz sim echo [--seed N] [--duration SECONDS] [--count N] [--out DIR]\n"
           "              [--latency MS] [--jitter MS] [--loss PPM] [--pcap | --no-pcap]\n"
           "              [--check-determinism]\n"
           "\n"
           "Runs the echo example (impl/roles/echo) simulated across two hosts:\n"
           "an echo client on 10.0.0.1 pings an echo server on 10.0.0.2 over UDP\n"
-          "and a stream, in virtual time.  (Simulated SIPp endpoints and real\n"
-          "topologies come later.)\n"
+          "and a stream, in virtual time: the proof that role code written once\n"
+          "against kz_env runs simulated (`kz sim` without `echo` runs topologies).\n"
           "\n"
           "  --seed N              root seed (decimal or 0x hex); default: random,\n"
           "                        printed so the run can be replayed\n"
@@ -228,7 +228,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
   if (msgs > 100000) msgs = 100000;
 
   printf("kz sim: running the echo example (impl/roles/echo) on two simulated hosts\n"
-         "        (simulated SIPp endpoints and topologies come later)\n");
+         "        (the kz_env example; plain `kz sim` runs a topology under SIPp scenarios)\n");
   printf("  seed          %" PRIu64 "\n", seed);
   printf("  duration      ");
   print_secs(stdout, duration);

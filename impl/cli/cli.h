@@ -7,7 +7,8 @@
  * 2 usage or I/O error. */
 typedef int kz_cli_cmd_fn(int argc, char **argv);
 
-int kz_cli_sim(int argc, char **argv);     /* sim/cli_sim.c */
+int kz_cli_sim_main(int argc, char **argv); /* impl/cli/cmd_sim.c: kz sim [echo] */
+int kz_cli_sim(int argc, char **argv);     /* sim/cli_sim.c: the echo example */
 int kz_cli_sip(int argc, char **argv);     /* impl/cli/cmd_sip.c */
 int kz_cli_bus(int argc, char **argv);     /* impl/cli/cmd_bus.c */
 int kz_cli_run(int argc, char **argv);     /* impl/cli/cmd_run.c */

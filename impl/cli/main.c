@@ -11,7 +11,7 @@ struct kz_cli_cmd {
 };
 
 static const struct kz_cli_cmd commands[] = {
-    {"sim", kz_cli_sim, "run a simulated topology (kz sim --help)"},
+    {"sim", kz_cli_sim_main, "run a simulated topology under SIPp scenarios (kz sim --help; kz sim echo)"},
 #ifdef KZ_CLI_HAVE_SIP
     {"sip", kz_cli_sip, "SIP tools: kz sip check FILE..."},
 #endif

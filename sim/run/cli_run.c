@@ -18,7 +18,8 @@ void kz_sim_run_usage(FILE *out) {
           "place calls through it to SIPp UASes, in virtual time, with the topology's\n"
           "links and faults.  Writes summary.json and report.html with --out.\n"
           "\n"
-          "  --topology FILE        topology file (required)\n"
+          "  --topology FILE        topology file (default scenarios/topologies/sipp-direct.yaml:\n"
+          "                         SIPp UACs calling SIPp UASes over a lossy link)\n"
           "  --uac FILE             SIPp scenario of the callers\n"
           "                         (default scenarios/sipp/basic-call/uac.xml)\n"
           "  --uas FILE             SIPp scenario of the callees\n"
@@ -33,9 +34,9 @@ void kz_sim_run_usage(FILE *out) {
           "  --service NAME         SIPp -s (default \"service\")\n"
           "  --key NAME VALUE       SIPp -key, for both scenarios (repeatable)\n"
           "  --inf FILE             injection CSV for the UACs (SIPp -inf)\n"
-          "  --out DIR              write DIR/summary.json and DIR/report.html\n"
-          "  --trace                also write DIR/trace.jsonl\n"
-          "  --pcap                 also write DIR/traffic.pcap\n"
+          "  --out DIR              write summary.json, report.html, trace.jsonl and\n"
+          "                         traffic.pcap into DIR\n"
+          "  --no-trace, --no-pcap  leave trace.jsonl / traffic.pcap out\n"
           "  --swarm                draw link properties, faults and workload from the seed\n"
           "                         (ranges in docs/topologies.md); failed calls are allowed\n"
           "  --buggify, --no-buggify  KZ_BUGGIFY in role code (default: on with --swarm)\n"
@@ -47,6 +48,22 @@ void kz_sim_run_usage(FILE *out) {
           "\n"
           "Exit status: 0 the run passed, 1 it failed (the command to replay it is\n"
           "printed), 2 usage or I/O error.\n");
+}
+
+/* A file shipped in the source tree: "rel" when it exists from the working
+ * directory, else the same path under the tree kz was built from. */
+static void resolve_default(char *out, size_t outlen, const char *rel) {
+  FILE *f = fopen(rel, "r");
+  if (f) {
+    fclose(f);
+    snprintf(out, outlen, "%s", rel);
+    return;
+  }
+#ifdef KZ_SOURCE_DIR
+  snprintf(out, outlen, "%s/%s", KZ_SOURCE_DIR, rel);
+#else
+  snprintf(out, outlen, "%s", rel);
+#endif
 }
 
 static int parse_u64(const char *s, uint64_t *out) {
@@ -87,8 +104,12 @@ int kz_sim_run_parse_args(int argc, char **argv, struct kz_sim_run_args *a, char
   kz_sim_run_opts_init(&a->opts);
   a->buggify = -1;
   struct kz_sim_run_opts *o = &a->opts;
-  o->uac_path = "scenarios/sipp/basic-call/uac.xml";
-  o->uas_path = "scenarios/sipp/basic-call/uas.xml";
+  a->trace = a->pcap = -1;
+  resolve_default(a->default_topology, sizeof a->default_topology, "scenarios/topologies/sipp-direct.yaml");
+  resolve_default(a->default_uac, sizeof a->default_uac, "scenarios/sipp/basic-call/uac.xml");
+  resolve_default(a->default_uas, sizeof a->default_uas, "scenarios/sipp/basic-call/uas.xml");
+  o->uac_path = a->default_uac;
+  o->uas_path = a->default_uas;
   for (int i = 1; i < argc; i++) {
     const char *opt = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -170,9 +191,13 @@ int kz_sim_run_parse_args(int argc, char **argv, struct kz_sim_run_args *a, char
       NEED_VALUE();
       if (parse_seconds(val, &o->bucket_ns)) BAD("a duration in seconds");
     } else if (!strcmp(opt, "--trace")) {
-      o->write_trace = true;
+      a->trace = 1;
+    } else if (!strcmp(opt, "--no-trace")) {
+      a->trace = 0;
     } else if (!strcmp(opt, "--pcap")) {
-      o->write_pcap = true;
+      a->pcap = 1;
+    } else if (!strcmp(opt, "--no-pcap")) {
+      a->pcap = 0;
     } else if (!strcmp(opt, "--swarm")) {
       o->swarm = true;
     } else if (!strcmp(opt, "--buggify")) {
@@ -192,10 +217,9 @@ int kz_sim_run_parse_args(int argc, char **argv, struct kz_sim_run_args *a, char
 #undef NEED_VALUE
 #undef BAD
   }
-  if (!a->topology) {
-    snprintf(err, errlen, "--topology FILE is required");
-    return KZ_EINVAL;
-  }
+  if (!a->topology) a->topology = o->topology_path = a->default_topology;
+  o->write_trace = a->trace < 0 ? o->out_dir != NULL : a->trace == 1;
+  o->write_pcap = a->pcap < 0 ? o->out_dir != NULL : a->pcap == 1;
   if ((o->write_trace || o->write_pcap) && !o->out_dir) {
     snprintf(err, errlen, "--trace and --pcap need --out DIR");
     return KZ_EINVAL;
@@ -265,6 +289,11 @@ int kz_sim_run_cli(int argc, char **argv) {
   if (!a.quiet) {
     printf("kz sim: topology %s, seed %" PRIu64 "%s%s\n", t->name, o->seed, o->swarm ? ", swarm" : "",
            o->buggify ? ", buggify" : "");
+    printf("  topology   %s\n  uac        %s\n  uas        %s\n", a.topology, o->uac_path, o->uas_path);
+    printf("  rate       %u calls per %u ms per UAC, %s\n", o->rate ? o->rate : 10u,
+           o->rate_period_ms ? o->rate_period_ms : 1000u,
+           o->calls ? "fixed call count" : "for the run's duration");
+    printf("  output     %s\n", o->out_dir ? o->out_dir : "(none: add --out DIR)");
     o->progress = stdout;
     o->summary = stdout;
   }
@@ -295,6 +324,8 @@ int kz_sim_run_cli(int argc, char **argv) {
     kz_free(second);
     if (!same) status = 1;
   }
+  /* The trace hash closes every run: the one line to compare between runs. */
+  if (!rc && !a.quiet) printf("trace hash %016" PRIx64 "\n", res.trace_hash);
   kz_topo_free(t);
   return status;
 }

@@ -335,9 +335,17 @@ START_TEST(cli) {
   paths();
   struct kz_sim_run_args a;
   char err[256];
-  char *bad1[] = {"sim", "--uac", "x"};
-  ck_assert_int_eq(kz_sim_run_parse_args(3, bad1, &a, err, sizeof err), KZ_EINVAL);
-  ck_assert_str_eq(err, "--topology FILE is required");
+  /* No --topology: the shipped sipp-direct topology is the default. */
+  char *dflt[] = {"sim", "--uac", "x"};
+  ck_assert_int_eq(kz_sim_run_parse_args(3, dflt, &a, err, sizeof err), 0);
+  ck_assert_ptr_nonnull(strstr(a.topology, "scenarios/topologies/sipp-direct.yaml"));
+  ck_assert(!a.opts.write_trace && !a.opts.write_pcap); /* no --out: nothing to write */
+  char *bad1[] = {"sim", "--pcap"};
+  ck_assert_int_eq(kz_sim_run_parse_args(2, bad1, &a, err, sizeof err), KZ_EINVAL);
+  ck_assert_str_eq(err, "--trace and --pcap need --out DIR");
+  char *outs[] = {"sim", "--out", "d", "--no-pcap"};
+  ck_assert_int_eq(kz_sim_run_parse_args(4, outs, &a, err, sizeof err), 0);
+  ck_assert(a.opts.write_trace && !a.opts.write_pcap); /* --out: trace and pcap unless refused */
   char *bad2[] = {"sim", "--topology", "t.yaml", "--frobnicate"};
   ck_assert_int_eq(kz_sim_run_parse_args(4, bad2, &a, err, sizeof err), KZ_EINVAL);
   ck_assert_str_eq(err, "unknown option '--frobnicate'");

@@ -147,7 +147,12 @@ struct kz_sim_run_args {
   bool check_determinism;
   bool quiet;
   int buggify; /* -1: default (on with --swarm), 0 off, 1 on */
+  int trace;   /* -1: default (on with --out), 0 off, 1 on */
+  int pcap;    /* -1: default (on with --out), 0 off, 1 on */
   struct kz_sipp_key keys[KZ_SIM_RUN_MAX_KEYS];
+  /* Default files resolved against the working directory, then against
+   * the source tree kz was built from (so `kz sim` works from anywhere). */
+  char default_topology[1024], default_uac[1024], default_uas[1024];
 };
 /* Parses argv (argv[0] is skipped) into a.  Returns 0, or KZ_EINVAL with
  * a message in err.  A seed not given is left 0 and seed_given false (the
