@@ -12,5 +12,7 @@ int kz_cli_sim(int argc, char **argv);     /* sim/cli_sim.c: the echo example */
 int kz_cli_sip(int argc, char **argv);     /* impl/cli/cmd_sip.c */
 int kz_cli_bus(int argc, char **argv);     /* impl/cli/cmd_bus.c */
 int kz_cli_run(int argc, char **argv);     /* impl/cli/cmd_run.c */
+int kz_cli_run_apps(int argc, char **argv); /* impl/cli/cmd_run_apps.c */
+int kz_cli_seed(int argc, char **argv);    /* impl/cli/cmd_seed.c */
 
 #endif /* KZ_CLI_H */

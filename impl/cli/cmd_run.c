@@ -204,6 +204,9 @@ int kz_cli_run(int argc, char **argv) {
     return 2;
   }
   if (!strcmp(role, "db")) return run_db(cfg);
+#ifdef KZ_CLI_HAVE_RUN_APPS
+  if (!strcmp(role, "apps")) return kz_cli_run_apps(argc, argv);
+#endif
   fprintf(stderr, "kz run: unknown role '%s'\n", role);
   run_usage(stderr);
   return 2;

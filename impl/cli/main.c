@@ -16,7 +16,10 @@ static const struct kz_cli_cmd commands[] = {
     {"sip", kz_cli_sip, "SIP tools: kz sip check FILE..."},
 #endif
 #ifdef KZ_CLI_HAVE_RUN
-    {"run", kz_cli_run, "run a role for real: kz run db --config FILE"},
+    {"run", kz_cli_run, "run a role for real: kz run db|apps|proxy --config FILE"},
+#endif
+#ifdef KZ_CLI_HAVE_SEED
+    {"seed", kz_cli_seed, "create accounts/devices from a seed file: kz seed [--url URL] FILE"},
 #endif
 #ifdef KZ_CLI_HAVE_BUS
     {"bus", kz_cli_bus, "bus tools: kz bus tap --uri URI"},
