@@ -1,0 +1,10 @@
+/* contract_amqp_main.c — runs the bus contract suite against real RabbitMQ (world_amqp.c). */
+#include "contract_world.h"
+#include "kz_test.h"
+
+extern const struct kz_contract_world_ops kz_contract_world_amqp;
+
+int main(void) {
+  return kz_run_suite(
+      kz_bus_contract_suite("bus_contract_amqp", &kz_contract_world_amqp));
+}
