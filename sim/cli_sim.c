@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #ifdef KZ_SIM_HAVE_ECHO
+#include "kz/sim_os.h"
 #include "kz/buf.h"
 #include "kz/error.h"
 #include "kz/sim.h"
@@ -102,21 +103,6 @@ static int parse_ms(const char *s, uint64_t *out) { return parse_decimal(s, 6, o
 
 #ifdef KZ_SIM_HAVE_ECHO
 
-static uint64_t random_seed(void) {
-  uint64_t seed = 0;
-  FILE *f = fopen("/dev/urandom", "rb");
-  if (f) {
-    if (fread(&seed, sizeof seed, 1, f) != 1) seed = 0;
-    fclose(f);
-  }
-  if (!seed) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    seed = (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-  }
-  return seed;
-}
-
 static double wall_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -194,25 +180,6 @@ static int write_summary(const char *dir, uint64_t seed, const struct kz_sim_ech
   return 0;
 }
 
-/* Creates `dir` and any missing parents ("mkdir -p"); 0 or -1 with errno. */
-static int mkdir_parents(const char *dir) {
-  char path[4096];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof path) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  memcpy(path, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (path[i] != '/' && path[i] != '\0') continue;
-    char saved = path[i];
-    path[i] = '\0';
-    if (mkdir(path, 0777) != 0 && errno != EEXIST) return -1;
-    path[i] = saved;
-  }
-  return 0;
-}
-
 static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out_dir,
                const struct net_opts *net, bool check) {
   struct kz_sim_echo_cfg cfg = {.seed = seed,
@@ -253,7 +220,7 @@ static int run(uint64_t seed, uint64_t duration, uint64_t count, const char *out
 
   FILE *trace = NULL, *pcap = NULL;
   if (out_dir) {
-    if (mkdir_parents(out_dir) != 0) {
+    if (kz_sim_os_mkdir_p(out_dir) != 0) {
       fprintf(stderr, "kz sim: cannot create %s: %s\n", out_dir, strerror(errno));
       return 2;
     }
@@ -440,7 +407,7 @@ int kz_cli_sim(int argc, char **argv) {
   }
   net.pcap = out_dir && pcap_flag != 0;
 #ifdef KZ_SIM_HAVE_ECHO
-  if (!have_seed) seed = random_seed();
+  if (!have_seed) seed = kz_sim_os_random_seed();
   return run(seed, duration, count, out_dir, &net, check);
 #else
   (void)net;

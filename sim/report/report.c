@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kz/sim_os.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 #include "kz/sim_report.h"
@@ -360,21 +361,6 @@ void kz_sim_report_print(const struct kz_sim_report *r, FILE *f) {
 /* ------------------------------------------------------------------ */
 /* Output folder */
 
-static int mkdir_p(const char *dir) {
-  char p[4096];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof p) return -1;
-  memcpy(p, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (p[i] != '/' && p[i] != 0) continue;
-    char c = p[i];
-    p[i] = 0;
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    p[i] = c;
-  }
-  return 0;
-}
-
 static int write_file(const char *dir, const char *name, const struct kz_buf *b, char *errbuf, size_t errlen) {
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -388,7 +374,7 @@ static int write_file(const char *dir, const char *name, const struct kz_buf *b,
 }
 
 int kz_sim_report_write_dir(const struct kz_sim_report *r, const char *dir, char *errbuf, size_t errlen) {
-  if (mkdir_p(dir)) {
+  if (kz_sim_os_mkdir_p(dir)) {
     if (errbuf) snprintf(errbuf, errlen, "cannot create %s: %s", dir, strerror(errno));
     return KZ_EIO;
   }

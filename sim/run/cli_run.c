@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "kz/sim_os.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 #include "kz/sim_run.h"
@@ -234,22 +235,6 @@ int kz_sim_run_parse_args(int argc, char **argv, struct kz_sim_run_args *a, char
   return 0;
 }
 
-static uint64_t random_seed(void) {
-  uint64_t seed = 0;
-  FILE *f = fopen("/dev/urandom", "rb");
-  if (f) {
-    if (fread(&seed, sizeof seed, 1, f) != 1) seed = 0;
-    fclose(f);
-  }
-  if (!seed) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    seed = (uint64_t)ts.tv_sec * UINT64_C(1000000000) + (uint64_t)ts.tv_nsec;
-  }
-  /* Seeds people can type. */
-  return seed % UINT64_C(1000000000);
-}
-
 /* summary.json without its wall_seconds line (the only field that may
  * differ between two runs of one seed). */
 static char *summary_sans_wall(const char *dir) {
@@ -279,7 +264,7 @@ int kz_sim_run_cli(int argc, char **argv) {
     return 2;
   }
   struct kz_sim_run_opts *o = &a.opts;
-  if (!a.seed_given) o->seed = random_seed();
+  if (!a.seed_given) o->seed = kz_sim_os_random_seed();
   struct kz_topo *t = NULL;
   struct kz_topo_err terr;
   if (kz_topo_load_file(&t, a.topology, &terr)) {

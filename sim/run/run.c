@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "kz/sim_os.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 #include "kz/sim_report.h"
@@ -187,21 +188,6 @@ static int load_scenario(struct run *r, const char *what, const char *path, stru
   kz_free(data);
   if (rc == KZ_ENOMEM) return fail(r, rc, "out of memory");
   if (rc) return fail(r, rc, "%s scenario: %s", what, err.text);
-  return 0;
-}
-
-static int mkdir_p(const char *dir) {
-  char p[4096];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof p) return -1;
-  memcpy(p, dir, n + 1);
-  for (size_t i = 1; i <= n; i++) {
-    if (p[i] != '/' && p[i] != 0) continue;
-    char c = p[i];
-    p[i] = 0;
-    if (mkdir(p, 0777) && errno != EEXIST) return -1;
-    p[i] = c;
-  }
   return 0;
 }
 
@@ -798,7 +784,7 @@ int kz_sim_run(const struct kz_topo *t, const struct kz_sim_run_opts *o, struct 
   if ((rc = load_scenario(r, "uac", o->uac_path, &r->uac_sc)) || (rc = load_scenario(r, "uas", o->uas_path, &r->uas_sc)))
     goto out;
   if (o->inf_path && (rc = read_file(r, "injection file", o->inf_path, &r->inf, &r->inf_len))) goto out;
-  if (o->out_dir && mkdir_p(o->out_dir)) {
+  if (o->out_dir && kz_sim_os_mkdir_p(o->out_dir)) {
     rc = fail(r, KZ_EIO, "cannot create %s: %s", o->out_dir, strerror(errno));
     goto out;
   }
