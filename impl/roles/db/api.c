@@ -156,7 +156,7 @@ static int server_endpoint(struct kz_db_req *q, struct kz_db_reply *r, const cha
                                "authenticated", "default"));
   } else if (!strcmp(name, "_active_tasks")) {
     if (!get) method_not_allowed(r, "GET,HEAD");
-    else kz_db_reply_json(r, 200, json_array());
+    else kz_db_reply_json(r, 200, kz_db_repl_tasks(q->db));
   } else {
     return 0;
   }
@@ -284,6 +284,15 @@ static int db_sub(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db
       else method_not_allowed(r, "GET,HEAD,PUT");
       return 0;
     }
+    if ((!strcmp(s1, "_find") || !strcmp(s1, "_explain")) && n == 2) {
+      if (!post) method_not_allowed(r, "POST");
+      else kz_db_api_find(q, r, info, s1[1] == 'e');
+      return 0;
+    }
+    if (!strcmp(s1, "_index")) {
+      kz_db_api_index(q, r, info);
+      return 0;
+    }
     if (!strcmp(s1, "_local")) {
       if (n != 3) {
         kz_db_reply_error(r, 400, "bad_request", "Invalid _local document path");
@@ -297,8 +306,13 @@ static int db_sub(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db
         kz_db_reply_error(r, 400, "illegal_docid", "Document id must not be empty");
         return 0;
       }
+      if (n == 5 && !strcmp(q->seg.items[3].p, "_view")) {
+        if (!get && !post) method_not_allowed(r, "GET,HEAD,POST");
+        else kz_db_api_view(q, r, info, q->seg.items[2].p, q->seg.items[4].p);
+        return 0;
+      }
       if (n >= 4 && q->seg.items[3].p[0] == '_') {
-        kz_db_reply_error(r, 501, "not_implemented", "Views are not implemented yet");
+        kz_db_reply_error(r, 501, "not_implemented", "Only views of design documents are implemented");
         return 0;
       }
       char id[600];
@@ -332,6 +346,13 @@ int kz_db_dispatch(struct kz_db_req *q, struct kz_db_reply *r) {
     return 0;
   }
   const char *name = q->seg.items[0].p;
+  if (n == 1 && !strcmp(name, "_replicate")) {
+    if (!method_is(q, "POST")) {
+      method_not_allowed(r, "POST");
+      return 0;
+    }
+    return kz_db_api_replicate(q, r);
+  }
   if (name[0] == '_' && n == 1 && server_endpoint(q, r, name)) return 0;
   if (!kz_db_name_valid(name)) {
     char msg[400];

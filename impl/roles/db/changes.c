@@ -192,6 +192,7 @@ static void on_heartbeat(void *arg) {
 }
 
 void kz_db_changes_notify(struct kz_db *db, int64_t dbid) {
+  kz_db_repl_notify(db, dbid);
   for (struct kz_db_waiter *w = db->waiters; w; w = w->next)
     if (w->dbid == dbid && !kz_timer_active(&w->wake)) (void)kz_timer_start(&w->wake, 0);
 }

@@ -21,6 +21,8 @@
 
 struct kz_db_conn;
 struct kz_db_waiter;
+struct kz_db_repl;
+struct kz_http_client;
 
 /* ------------------------------------------------------------------ */
 /* The instance                                                        */
@@ -42,6 +44,8 @@ struct kz_db {
   sqlite3_vfs *vfs;
   char vfs_name[40];
   uint64_t tmp_counter; /* names of SQLite's temporary files */
+  struct kz_db_repl *repls;     /* running replications (replicate.c) */
+  struct kz_http_client *http;  /* their client for remote ends, made on first use */
   int io_error;         /* last kz error a VFS call hit, for logs */
 };
 
@@ -215,7 +219,8 @@ int kz_db_require_json(struct kz_db_req *q, struct kz_db_reply *r);
 
 /* Dispatch (api.c): fills the reply, or returns 1 when the request was
  * parked (longpoll) and will be answered later through
- * kz_db_conn_finish. */
+ * kz_db_conn_finish, or 2 when it was deferred (one-shot _replicate)
+ * and will be answered later, whole, through kz_db_conn_reply. */
 int kz_db_dispatch(struct kz_db_req *q, struct kz_db_reply *r);
 
 /* Documents (docs.c). */
@@ -267,5 +272,70 @@ int kz_db_conn_chunk(struct kz_db_conn *c, const void *data, size_t len);
 /* Ends a parked request: writes the last chunk and resumes reading. */
 void kz_db_conn_finish(struct kz_db_conn *c);
 void kz_db_conn_set_waiter(struct kz_db_conn *c, struct kz_db_waiter *w);
+/* Ties a deferred request to its replication (NULL unties). */
+void kz_db_conn_set_repl(struct kz_db_conn *c, struct kz_db_repl *r);
+/* Answers a deferred request with a whole reply (bodies freed here)
+ * and resumes reading the connection. */
+void kz_db_conn_reply(struct kz_db_conn *c, struct kz_db_reply *r);
+
+/* Replication (replicate.c). */
+/* POST /_replicate: 0 with the reply filled, or 2 when the answer is
+ * deferred until a one-shot replication ends. */
+int kz_db_api_replicate(struct kz_db_req *q, struct kz_db_reply *r);
+/* A database changed: wake continuous replications reading it. */
+void kz_db_repl_notify(struct kz_db *db, int64_t dbid);
+/* The connection of a deferred request went away. */
+void kz_db_repl_conn_gone(struct kz_db_repl *r);
+/* Stops every replication and frees the HTTP client. */
+void kz_db_repls_free(struct kz_db *db);
+/* _active_tasks entries of the running replications (new array). */
+json_t *kz_db_repl_tasks(struct kz_db *db);
+
+
+/* ------------------------------------------------------------------ */
+/* Collation (collate.c), native views (maps.c, views.c), Mango (mango.c) */
+
+/* CouchDB's collation of two JSON values (NULL counts as null): <0, 0
+ * or >0.  Strings use kz's approximation of ICU (see collate.c). */
+int kz_db_collate(const json_t *a, const json_t *b);
+/* Appends to o a byte string whose memcmp order is kz_db_collate's
+ * order.  0 or KZ_ENOMEM. */
+int kz_db_collate_key(struct kz_buf *o, const json_t *j);
+
+enum kz_db_reduce { KZ_DB_REDUCE_NONE, KZ_DB_REDUCE_COUNT, KZ_DB_REDUCE_SUM, KZ_DB_REDUCE_STATS };
+
+struct kz_db_emits;
+/* One of Kazoo's views implemented in C: its design doc and view name,
+ * its map (see maps.c) and its builtin reduce. */
+struct kz_db_native_view {
+  const char *ddoc, *view;
+  int (*map)(struct kz_db_emits *e, const char *id, const json_t *doc);
+  enum kz_db_reduce reduce;
+};
+extern const struct kz_db_native_view kz_db_native_views[];
+extern const size_t kz_db_native_views_n;
+/* The native view ddoc/view; with view NULL, any view of that ddoc.
+ * NULL when there is none. */
+const struct kz_db_native_view *kz_db_native_view_find(const char *ddoc, const char *view);
+/* Runs a map on one document body (without _id; the id is given):
+ * *rows is a new array of [key, value].  0 or KZ_ENOMEM. */
+int kz_db_map_run(const struct kz_db_native_view *v, const char *id, const json_t *doc, json_t **rows);
+
+/* Creates the view tables and rebuilds the index when the native views
+ * changed since it was built.  Inside the open transaction.  0/KZ_EIO. */
+int kz_db_views_init(struct kz_db *db);
+/* Re-indexes one document after its winning revision changed (inside
+ * the write's transaction, so the index commits with the document).
+ * 0, KZ_EIO or KZ_ENOMEM. */
+int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid);
+/* Drops every row of a database (inside its deletion). 0 or KZ_EIO. */
+int kz_db_views_drop_db(struct kz_db *db, int64_t dbid);
+/* GET/POST /db/_design/<ddoc>/_view/<view>. */
+int kz_db_api_view(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info,
+                   const char *ddoc, const char *view);
+/* POST /db/_find, /db/_explain and GET/POST/DELETE /db/_index[/...]. */
+int kz_db_api_find(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info,
+                   bool explain);
+int kz_db_api_index(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info);
 
 #endif /* KZ_DB_INT_H */

@@ -120,7 +120,9 @@ static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
   sqlite3_bind_int(st, 5, t->nodes[w].deleted ? 1 : 0);
   int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : KZ_EIO;
+  if (rc != SQLITE_DONE) return KZ_EIO;
+  /* The view index follows the winner in the same transaction. */
+  return kz_db_views_index_doc(db, dbid, docid);
 }
 
 static int blob_put(struct kz_db *db, int64_t dbid, const char *digest, const void *data, size_t len) {

@@ -19,6 +19,7 @@ struct kz_db_conn {
   struct kz_http_parser *parser;
   struct kz_buf pending;   /* received bytes not fed yet */
   struct kz_db_waiter *waiter;
+  struct kz_db_repl *repl; /* a deferred _replicate waits on this */
   bool parked;             /* a longpoll holds the connection */
   bool close_after;        /* the parked request asked for Connection: close */
   struct kz_timer idle;    /* closes idle keep-alive connections */
@@ -144,6 +145,14 @@ static int conn_handle(struct kz_db_conn *c) {
   }
   kz_http_strlist_free(&q.seg);
   kz_http_query_free(&q.query);
+  if (parked == 2) {
+    /* Deferred: kz_db_conn_reply answers it later. */
+    c->parked = true;
+    c->close_after = close;
+    kz_buf_free(&r.body);
+    kz_buf_free(&r.extra);
+    return 1;
+  }
   if (parked == 1) {
     c->parked = true;
     c->close_after = close;
@@ -239,6 +248,22 @@ int kz_db_conn_chunk(struct kz_db_conn *c, const void *data, size_t len) {
 
 void kz_db_conn_set_waiter(struct kz_db_conn *c, struct kz_db_waiter *w) { c->waiter = w; }
 
+void kz_db_conn_set_repl(struct kz_db_conn *c, struct kz_db_repl *r) { c->repl = r; }
+
+void kz_db_conn_reply(struct kz_db_conn *c, struct kz_db_reply *r) {
+  count_reply(c->db, r->status);
+  int rc = reply_write(c, r, c->close_after);
+  kz_buf_free(&r->body);
+  kz_buf_free(&r->extra);
+  c->repl = NULL;
+  c->parked = false;
+  if (rc || c->close_after) {
+    conn_free(c);
+    return;
+  }
+  if (kz_timer_start(&c->resume, 0)) conn_free(c);
+}
+
 static void conn_resume(void *arg) {
   struct kz_db_conn *c = arg;
   conn_pump(c);
@@ -267,6 +292,8 @@ static void conn_free(struct kz_db_conn *c) {
   struct kz_db *db = c->db;
   if (c->waiter) kz_db_waiter_cancel(c->waiter);
   c->waiter = NULL;
+  kz_db_repl_conn_gone(c->repl);
+  c->repl = NULL;
   kz_timer_stop(&c->idle);
   kz_timer_stop(&c->resume);
   if (c->prev)
@@ -372,6 +399,7 @@ void kz_db_free(struct kz_db *db) {
   if (!db) return;
   while (db->conns) conn_free(db->conns);
   kz_db_waiters_free(db);
+  kz_db_repls_free(db);
   kz_listener_close(db->listener);
   kz_db_store_close(db);
   kz_free(db->path);

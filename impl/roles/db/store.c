@@ -86,6 +86,10 @@ int kz_db_store_open(struct kz_db *db) {
       kz_db_sql_exec(db, "ROLLBACK");
       goto fail;
     }
+  if (kz_db_views_init(db)) {
+    kz_db_sql_exec(db, "ROLLBACK");
+    goto fail;
+  }
   if (kz_db_sql_exec(db, "COMMIT")) goto fail;
   /* Check the file is sane before serving from it. */
   sqlite3_stmt *st = kz_db_sql(db, "PRAGMA quick_check");
@@ -201,7 +205,7 @@ int kz_db_store_db_delete(struct kz_db *db, const char *name) {
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return KZ_EIO;
   }
-  return 0;
+  return kz_db_views_drop_db(db, info.id);
 }
 
 int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq) {

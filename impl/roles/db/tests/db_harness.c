@@ -46,6 +46,18 @@ void th_init(struct th *th, uint64_t seed, const struct kz_db_cfg *cfg) {
 
 struct kz_db *th_db(struct th *th) { return kz_sim_proc_instance(th->dbp); }
 
+void th_add_db2(struct th *th) {
+  struct kz_addr ip = kz_addr_v4(TH_DB2_IP, 0);
+  ck_assert_int_eq(kz_sim_host_add(th->sim, "db2", &ip, &th->dbh2), 0);
+  ck_assert_int_eq(kz_sim_proc_add(th->dbh2, "couch", &db_app, &th->cfg, &th->dbp2), 0);
+}
+
+void th_target(struct th *th, uint32_t ip) {
+  th_conn_close(th->conn);
+  th->conn = NULL;
+  th->ip = ip;
+}
+
 void th_resp_free(struct th_resp *r) {
   kz_buf_free(&r->body);
   json_decref(r->json);
@@ -109,7 +121,7 @@ struct th_conn *th_conn_open(struct th *th) {
   ck_assert_ptr_nonnull(c);
   c->th = th;
   ck_assert_int_eq(kz_http_parser_new(&c->p, KZ_HTTP_RESPONSE, NULL), 0);
-  struct kz_addr to = kz_addr_v4(TH_DB_IP, th->cfg.listen.port ? th->cfg.listen.port : TH_DB_PORT);
+  struct kz_addr to = kz_addr_v4(th->ip ? th->ip : TH_DB_IP, th->cfg.listen.port ? th->cfg.listen.port : TH_DB_PORT);
   ck_assert_int_eq(kz_stream_connect(env, &to, &conn_cbs, c, &c->s), 0);
   uint64_t end = kz_sim_now(th->sim) + 500 * MS;
   while (!c->open && !c->closed && kz_sim_now(th->sim) < end)

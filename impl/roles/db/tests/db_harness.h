@@ -15,6 +15,7 @@
 #define TH_DB_IP 0x0a000002u /* 10.0.0.2 */
 #define TH_CLIENT_IP 0x0a000001u
 #define TH_DB_PORT 5984
+#define TH_DB2_IP 0x0a000003u /* 10.0.0.3: the second db host of th_add_db2 */
 
 /* One HTTP response as the client saw it. */
 struct th_resp {
@@ -46,6 +47,9 @@ struct th {
   struct kz_db_cfg cfg;
   struct th_conn *conn; /* the default connection, reopened on demand */
   struct th_resp last;  /* what th_req returned last */
+  struct kz_sim_host *dbh2; /* th_add_db2 */
+  struct kz_sim_proc *dbp2;
+  uint32_t ip;          /* the db th_req talks to; 0 means TH_DB_IP */
 };
 
 /* Builds the two-host simulation with a db process using cfg (NULL:
@@ -53,6 +57,11 @@ struct th {
 void th_init(struct th *th, uint64_t seed, const struct kz_db_cfg *cfg);
 void th_free(struct th *th);
 struct kz_db *th_db(struct th *th);
+/* Adds a second db host (TH_DB2_IP, same cfg) for replication tests. */
+void th_add_db2(struct th *th);
+/* Points th_req at the db on `ip` (TH_DB_IP or TH_DB2_IP); the default
+ * connection is reopened. */
+void th_target(struct th *th, uint32_t ip);
 
 /* Opens a connection from the client host; runs until it is connected
  * (or refused).  NULL when it could not connect. */

@@ -673,8 +673,8 @@ START_TEST(test_design_and_misc) {
   ck_assert_str_eq(th_str(r, "_id"), "_design/cf");
   r = req_ok(200, "GET", "/ds/_design%2Fcf", NULL);
   ck_assert_str_eq(th_str(r, "_id"), "_design/cf");
-  r = req_ok(501, "GET", "/ds/_design/cf/_view/listing", NULL);
-  assert_error(r, "not_implemented", NULL);
+  r = req_ok(404, "GET", "/ds/_design/cf/_view/listing", NULL);
+  assert_error(r, "not_found", "missing_named_view");
   req_ok(200, "GET", "/ds/_security", NULL);
   req_ok(200, "PUT", "/ds/_security", "{}");
   req_ok(201, "POST", "/ds/_ensure_full_commit", "{}");

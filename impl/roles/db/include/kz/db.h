@@ -22,7 +22,16 @@
  * revision tree (table revs: generation, hash, parent, deleted flag,
  * body) and every database its update sequence (docs.seq), which is what
  * views and replication build on.  Sequences are integers (CouchDB 1.x
- * style); PouchDB accepts them. */
+ * style); PouchDB accepts them.
+ *
+ * Beyond documents: Kazoo's views are built in (C ports of its
+ * JavaScript maps, see maps.c; an index kept in the same transaction as
+ * every write, views.c) and served at /db/_design/<ddoc>/_view/<view>
+ * with CouchDB's query parameters and collation; JavaScript views that
+ * users store answer 501.  Mango (/db/_find, /db/_index) is in mango.c
+ * and CouchDB's replication protocol (/_replicate, one-shot and
+ * continuous, to and from local names or http:// URLs) in
+ * replicate.c. */
 
 struct kz_db;
 
