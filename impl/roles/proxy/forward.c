@@ -221,8 +221,17 @@ int px_build_request(struct kz_proxy *p, const struct kz_sip_msg *req, const str
   return px_build_request_tp(p, req, src, KZ_SIP_TRANSPORT_UDP, fwd, branch, out);
 }
 
-/* A response without its top Via (ours). */
-static int build_response_up(const struct kz_sip_msg *r, struct kz_buf *b) {
+/* A response without its top Via (ours).  With req (the request of the
+ * server transaction it answers, received from src), the Vias upstream
+ * are that request's own, its top one as we forwarded it (received=,
+ * rport=): the ones a downstream that follows §8.2.6.2 echoes anyway.
+ * A downstream that answers from another request's Vias (a SIPp UAS
+ * sends the 487 after a CANCEL with [last_Via:], the CANCEL's single
+ * Via, §9.1) must not leave the response without a Via, or with one
+ * that sends it elsewhere. */
+static int build_response_up(struct kz_proxy *p, const struct kz_sip_msg *r,
+                             const struct kz_sip_msg *req, const struct kz_addr *src,
+                             struct kz_buf *b) {
   const char *eol = memchr(r->raw.p, '\n', r->raw.len);
   if (!eol) return KZ_EPROTO;
   struct kz_slice sl = kz_slice_trim(kz_slice_make(r->raw.p, (size_t)(eol - r->raw.p)));
@@ -234,6 +243,15 @@ static int build_response_up(const struct kz_sip_msg *r, struct kz_buf *b) {
     if (h->id == KZ_SIP_HDR_VIA) {
       if (vias_done) continue;
       vias_done = true;
+      if (req) {
+        for (size_t v = 0; v < req->nvias; v++) {
+          kz_buf_append_cstr(b, "Via: ");
+          if (v == 0) append_top_via(p, b, &req->vias[0], src);
+          else kz_sip_unfold(b, req->vias[v].raw);
+          kz_buf_append_cstr(b, "\r\n");
+        }
+        continue;
+      }
       for (size_t v = 1; v < r->nvias; v++) {
         kz_buf_append_cstr(b, "Via: ");
         kz_sip_unfold(b, r->vias[v].raw);
@@ -272,7 +290,7 @@ void px_forward_response_stateless(struct kz_proxy *p, const struct kz_sip_msg *
   if (!via_dest(&resp->vias[1], &dest, &tp)) return;
   struct kz_buf b;
   kz_buf_init(&b);
-  if (build_response_up(resp, &b) == 0) px_send(p, b.data, b.len, &dest, tp);
+  if (build_response_up(p, resp, NULL, NULL, &b) == 0) px_send(p, b.data, b.len, &dest, tp);
   kz_buf_free(&b);
 }
 
@@ -335,15 +353,30 @@ static bool stx_open(const struct px_pctx *pc) {
   return s == KZ_SIP_TXN_TRYING || s == KZ_SIP_TXN_PROCEEDING;
 }
 
+/* Relays resp upstream on the server transaction (§16.7 step 9).  The
+ * server transaction is the only way the UAC learns how its request
+ * ended: a final non-2xx that cannot be relayed as it came is answered
+ * locally with the same status rather than dropped, so the UAC is never
+ * left waiting for its timeout. */
 static void relay_up(struct kz_proxy *p, struct px_pctx *pc, const struct kz_sip_msg *resp) {
   struct kz_buf b;
   kz_buf_init(&b);
-  if (build_response_up(resp, &b) == 0) {
-    int rc = KZ_EINVAL;
-    if (stx_open(pc)) rc = kz_sip_txn_respond(pc->stx, b.data, b.len, px_now(p));
-    if (rc != 0 && resp->status >= 200 && resp->status < 300) px_forward_response_stateless(p, resp);
-  }
+  int rc = KZ_EINVAL;
+  bool open = stx_open(pc);
+  if (build_response_up(p, resp, pc->req, &pc->src, &b) == 0 && open)
+    rc = kz_sip_txn_respond(pc->stx, b.data, b.len, px_now(p));
   kz_buf_free(&b);
+  if (rc == 0) return;
+  if (resp->status >= 200 && resp->status < 300) {
+    px_forward_response_stateless(p, resp);
+  } else if (resp->status >= 300 && open && stx_open(pc)) {
+    char reason[128];
+    snprintf(reason, sizeof reason, "%.*s", (int)(resp->reason.len < 127 ? resp->reason.len : 127),
+             resp->reason.p ? resp->reason.p : "");
+    kz_log(p->env, KZ_LOG_INFO, PX_LOG, "%.*s: cannot relay the %u (%s): answering it locally",
+           (int)pc->req->call_id.len, pc->req->call_id.p, resp->status, kz_err_name(rc));
+    px_txn_reply(p, pc->stx, resp->status, reason[0] ? reason : NULL, NULL);
+  }
 }
 
 static void local_final(struct kz_proxy *p, struct px_pctx *pc, uint16_t status, const char *reason) {

@@ -30,6 +30,14 @@
 
 enum invite_mode { INV_ANSWER = 0, INV_503, INV_407, INV_RING, INV_SILENT };
 
+/* How a ringing UA ends the INVITE when a CANCEL arrives. */
+enum cancel_mode {
+  CAN_487 = 0,      /* 200 to the CANCEL, 487 built from the INVITE (RFC 3261 §9.2) */
+  CAN_487_SIPP,     /* 487 built from the CANCEL, as SIPp's [last_Via:] does: only the top Via */
+  CAN_TOO_LATE,     /* the 200 OK to the INVITE went out just before the CANCEL came in */
+  CAN_487_BAD_CSEQ, /* as CAN_487_SIPP, with a CSeq number that is not the INVITE's */
+};
+
 struct ua_log {
   int n;
   char msg[UA_LOG_MAX][UA_MSG_MAX];
@@ -42,6 +50,8 @@ struct ua_cfg {
   bool options_silent;     /* do not answer OPTIONS */
   enum invite_mode invite; /* how INVITEs are answered */
   bool tcp;                /* also connect a stream to the proxy at start */
+  enum cancel_mode on_cancel;
+  uint64_t delay_487_ns;   /* the 487 leaves this long after the CANCEL's 200 */
 };
 
 struct ua {
@@ -53,6 +63,11 @@ struct ua {
   uint8_t invite_raw[UA_MSG_MAX];
   size_t invite_len;
   struct kz_addr invite_src;
+  bool invite_final;       /* a final response to the INVITE went out */
+  /* A 487 waiting for delay_487_ns. */
+  struct kz_timer t487;
+  struct kz_buf pending;
+  struct kz_addr pending_to;
 };
 
 static void ua_record(struct ua *ua, const uint8_t *data, size_t len) {
@@ -75,8 +90,50 @@ static void ua_respond(struct ua *ua, const struct kz_sip_msg *req, const struct
     snprintf(contact, sizeof contact, "<sip:ua@%s:%u>", ua->cfg->ip, ua->cfg->port);
     rs.contact = kz_slice_cstr(contact);
   }
+  if (req->method == KZ_SIP_METHOD_INVITE && st >= 200) ua->invite_final = true;
   if (kz_sip_build_response(&b, req, &rs, &ua->prng) == 0) kz_udp_send(ua->udp, to, b.data, b.len);
   kz_buf_free(&b);
+}
+
+static void ua_send_pending(void *arg) {
+  struct ua *ua = arg;
+  kz_udp_send(ua->udp, &ua->pending_to, ua->pending.data, ua->pending.len);
+  kz_buf_reset(&ua->pending);
+}
+
+/* The 487 for the ringing INVITE, after a CANCEL (now or delay_487_ns
+ * later).  CAN_487_SIPP copies the CANCEL's header lines the way a SIPp
+ * UAS with [last_Via:] does: the CANCEL carries only the proxy's Via
+ * (§9.1), so neither does the 487. */
+static void ua_terminate_invite(struct ua *ua, const struct kz_sip_msg *cancel, const struct kz_addr *from) {
+  struct kz_buf b;
+  kz_buf_init(&b);
+  if (ua->cfg->on_cancel == CAN_487_SIPP || ua->cfg->on_cancel == CAN_487_BAD_CSEQ) {
+    const struct kz_sip_hdr *f = kz_sip_msg_hdr(cancel, KZ_SIP_HDR_FROM);
+    const struct kz_sip_hdr *t = kz_sip_msg_hdr(cancel, KZ_SIP_HDR_TO);
+    kz_buf_printf(&b,
+                  "SIP/2.0 487 Request Terminated\r\nVia: %.*s\r\nFrom: %.*s\r\nTo: %.*s;tag=uatag1\r\n"
+                  "Call-ID: %.*s\r\nCSeq: %u INVITE\r\nContact: <sip:ua@%s:%u>\r\nContent-Length: 0\r\n\r\n",
+                  (int)cancel->vias[0].raw.len, cancel->vias[0].raw.p, (int)f->value.len, f->value.p,
+                  (int)t->value.len, t->value.p, (int)cancel->call_id.len, cancel->call_id.p,
+                  (unsigned)cancel->cseq.num + (ua->cfg->on_cancel == CAN_487_BAD_CSEQ),
+                  ua->cfg->ip, ua->cfg->port);
+    ua->pending_to = *from;
+  } else {
+    struct kz_sip_msg *inv = NULL;
+    if (kz_sip_msg_parse(&inv, ua->invite_raw, ua->invite_len, 0, NULL) == 0) {
+      struct kz_sip_resp_spec rs = {.status = 487, .to_tag = KZ_SLICE_LIT("uatag1")};
+      kz_sip_build_response(&b, inv, &rs, &ua->prng);
+      kz_deref(inv);
+    }
+    ua->pending_to = ua->invite_src;
+  }
+  ua->invite_final = true;
+  kz_buf_reset(&ua->pending);
+  kz_buf_append(&ua->pending, b.data, b.len);
+  kz_buf_free(&b);
+  if (ua->cfg->delay_487_ns) kz_timer_start(&ua->t487, ua->cfg->delay_487_ns);
+  else ua_send_pending(ua);
 }
 
 static void ua_on_udp(void *arg, struct kz_udp *u, const struct kz_addr *from, const uint8_t *data, size_t len) {
@@ -109,12 +166,17 @@ static void ua_on_udp(void *arg, struct kz_udp *u, const struct kz_addr *from, c
       }
       break;
     case KZ_SIP_METHOD_CANCEL: {
-      ua_respond(ua, m, from, 200, NULL);
-      struct kz_sip_msg *inv = NULL;
-      if (ua->invite_len && kz_sip_msg_parse(&inv, ua->invite_raw, ua->invite_len, 0, NULL) == 0) {
-        ua_respond(ua, inv, &ua->invite_src, 487, NULL);
-        kz_deref(inv);
+      /* CAN_TOO_LATE: the INVITE was answered just before the CANCEL
+       * came in, so the 200 OK crosses it (§9.2: no effect but a 200). */
+      if (ua->cfg->on_cancel == CAN_TOO_LATE && ua->invite_len && !ua->invite_final) {
+        struct kz_sip_msg *inv = NULL;
+        if (kz_sip_msg_parse(&inv, ua->invite_raw, ua->invite_len, 0, NULL) == 0) {
+          ua_respond(ua, inv, &ua->invite_src, 200, NULL);
+          kz_deref(inv);
+        }
       }
+      ua_respond(ua, m, from, 200, NULL);
+      if (ua->invite_len && !ua->invite_final) ua_terminate_invite(ua, m, from);
       break;
     }
     case KZ_SIP_METHOD_BYE: ua_respond(ua, m, from, 200, NULL); break;
@@ -136,6 +198,8 @@ static int ua_start(struct kz_env *env, const void *cfgv, void **inst) {
   ua->env = env;
   ua->cfg = (struct ua_cfg *)cfgv;
   kz_env_prng(env, "ua", &ua->prng);
+  kz_timer_init(&ua->t487, env, ua_send_pending, ua);
+  kz_buf_init(&ua->pending);
   struct kz_addr a = kz_addr_v4(0, ua->cfg->port);
   int rc = kz_udp_bind(env, &a, ua_on_udp, ua, &ua->udp);
   if (rc) {
@@ -153,6 +217,8 @@ static int ua_start(struct kz_env *env, const void *cfgv, void **inst) {
 
 static void ua_stop(void *inst) {
   struct ua *ua = inst;
+  kz_timer_stop(&ua->t487);
+  kz_buf_free(&ua->pending);
   kz_stream_close(ua->s);
   kz_udp_close(ua->udp);
   kz_free(ua);
@@ -514,6 +580,45 @@ START_TEST(test_reregister_from_cache) {
 }
 END_TEST
 
+/* A retransmitted REGISTER whose 200 was lost (SIPp resends it after
+ * T1) carries a nonce count already seen: it gets the 200 again, the
+ * bindings untouched, while a replay of those credentials in a new
+ * request (another CSeq) is still challenged (found by bench/proxy). */
+START_TEST(test_register_retransmission) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char auth[600], req[2000];
+  int st = do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                       "reg-rt", auth, sizeof auth);
+  ck_assert_int_eq(st, 200);
+  ck_assert_int_eq(w->br.reg_success, 1);
+  int applied_cseq = w->cseq - 1;
+  /* The same request again, byte for byte. */
+  int mark = w->logs[ALICE].n;
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n", "reg-rt", applied_cseq,
+                 auth, req, sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  const char *r = find_msg(w, ALICE, mark, "SIP/2.0 ");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(strncmp(r, "SIP/2.0 200", 11) == 0, "%s", r);
+  ck_assert_ptr_nonnull(strstr(r, "<sip:alice@192.0.2.10:5060>;expires="));
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 1);
+  ck_assert_int_eq(w->br.reg_success, 1); /* nothing published again */
+  /* The same credentials (same nonce count) in a new request: replayed. */
+  mark = w->logs[ALICE].n;
+  build_register(w, ALICE, "alice", "<sip:alice@192.0.2.10:5060>", "Expires: 0\r\n", "reg-rt", applied_cseq + 1,
+                 auth, req, sizeof req);
+  send_raw(w, ALICE, req);
+  run(w, 50 * MS);
+  r = find_msg(w, ALICE, mark, "SIP/2.0 ");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_msg(strncmp(r, "SIP/2.0 401", 11) == 0, "%s", r);
+  ck_assert_uint_eq(kz_proxy_binding_count(proxy_of(w), "alice@" REALM), 1);
+  world_free(w);
+}
+END_TEST
+
 START_TEST(test_authn_timeout_drops) {
   struct world *w = world_new(1);
   w->br.authn_silent = true;
@@ -792,30 +897,243 @@ START_TEST(test_407_sticky) {
 }
 END_TEST
 
+/* The phone's CANCEL for its INVITE (same top Via branch, §9.1). */
+static void send_cancel(struct world *w, int who, const char *callid, int cseq) {
+  char req[1500];
+  snprintf(req, sizeof req,
+           "CANCEL sip:2000@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP %s:5060;branch=z9hG4bK-inv-%06x-%d;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@" REALM ">;tag=caller1\r\nTo: <sip:2000@" REALM ">\r\n"
+           "Call-ID: %s\r\nCSeq: %d CANCEL\r\nContent-Length: 0\r\n\r\n",
+           ua_ips[who], cid_hash(callid), cseq, ua_names[who], callid, cseq);
+  send_raw(w, who, req);
+}
+
+/* The phone's ACK for a non-2xx final response to its INVITE (§17.1.1.3:
+ * same branch, the response's To tag). */
+static void send_ack_non2xx(struct world *w, int who, const char *callid, int cseq, const char *to_tag) {
+  char req[1500];
+  snprintf(req, sizeof req,
+           "ACK sip:2000@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP %s:5060;branch=z9hG4bK-inv-%06x-%d;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@" REALM ">;tag=caller1\r\nTo: <sip:2000@" REALM ">;tag=%s\r\n"
+           "Call-ID: %s\r\nCSeq: %d ACK\r\nContent-Length: 0\r\n\r\n",
+           ua_ips[who], cid_hash(callid), cseq, ua_names[who], to_tag, callid, cseq);
+  send_raw(w, who, req);
+}
+
+/* The branch parameter of the first Via of a raw message, copied. */
+static void top_branch(const char *msg, char *out, size_t n) {
+  struct kz_sip_msg *m = NULL;
+  out[0] = 0;
+  ck_assert_int_eq(kz_sip_msg_parse(&m, msg, strlen(msg), 0, NULL), 0);
+  ck_assert_uint_ge(m->nvias, 1);
+  snprintf(out, n, "%.*s", (int)m->vias[0].branch.len, m->vias[0].branch.p);
+  kz_deref(m);
+}
+
+/* Phone INVITE -> proxy -> fs1 rings -> phone CANCELs -> fs1 ends the
+ * INVITE with 487 its own way (ucfg[FS1].on_cancel / delay_487_ns).
+ * Checks what RFC 3261 §16.7/§16.10 require of the proxy: 200 to the
+ * CANCEL, a CANCEL downstream, the 487 ACKed hop by hop towards fs1 and
+ * relayed to the phone on its server transaction, with the phone's own
+ * Via and the tags of the dialog it tried, and nothing more after the
+ * phone's ACK. */
+static void check_cancel_487(struct world *w, const char *callid, uint64_t wait_ns) {
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, callid, 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 180"));
+  const char *fi = find_msg(w, FS1, 0, "INVITE ");
+  ck_assert_ptr_nonnull(fi);
+  char inv_branch[64];
+  top_branch(fi, inv_branch, sizeof inv_branch);
+  ck_assert_ptr_nonnull(strstr(inv_branch, "z9hG4bKkzp"));
+
+  int mark = w->logs[ALICE].n;
+  send_cancel(w, ALICE, callid, 1);
+  run(w, wait_ns);
+  const char *c = find_msg(w, ALICE, mark, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(c);
+  ck_assert_ptr_nonnull(strstr(c, "CSeq: 1 CANCEL"));
+  /* The CANCEL went down on the INVITE's branch (§9.1). */
+  const char *fc = find_msg(w, FS1, 0, "CANCEL sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fc);
+  char can_branch[64];
+  top_branch(fc, can_branch, sizeof can_branch);
+  ck_assert_str_eq(can_branch, inv_branch);
+
+  /* The 487 reached the phone: its own Via only, right branch, the
+   * From tag it sent, the To tag fs1 gave. */
+  ck_assert_int_eq(count_msgs(w, ALICE, mark, "SIP/2.0 487"), 1);
+  const char *t = find_msg(w, ALICE, mark, "SIP/2.0 487 Request Terminated");
+  ck_assert_ptr_nonnull(t);
+  ck_assert_ptr_nonnull(strstr(t, "CSeq: 1 INVITE"));
+  char via[300], want[128];
+  ck_assert(hdr_value(t, "Via", via, sizeof via));
+  snprintf(want, sizeof want, "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-inv-%06x-1;", cid_hash(callid));
+  ck_assert_msg(!strncmp(via, want, strlen(want)), "Via of the 487: %s", via);
+  ck_assert_ptr_null(strstr(t, "z9hG4bKkzp")); /* our Via is gone */
+  ck_assert_ptr_nonnull(strstr(t, "From: <sip:alice@" REALM ">;tag=caller1\r\n"));
+  ck_assert_ptr_nonnull(strstr(t, ";tag=uatag1\r\n"));
+  char cid[128];
+  ck_assert(hdr_value(t, "Call-ID", cid, sizeof cid));
+  ck_assert_str_eq(cid, callid);
+
+  /* The proxy ACKed the 487 itself, on the INVITE's branch (§17.1.1.3). */
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "ACK "), 1);
+  const char *ack = find_msg(w, FS1, 0, "ACK sip:2000@" REALM);
+  ck_assert_ptr_nonnull(ack);
+  ck_assert_ptr_nonnull(strstr(ack, "CSeq: 1 ACK"));
+  ck_assert_ptr_nonnull(strstr(ack, ";tag=uatag1\r\n"));
+  char ack_branch[64];
+  top_branch(ack, ack_branch, sizeof ack_branch);
+  ck_assert_str_eq(ack_branch, inv_branch);
+
+  /* The phone's ACK completes the server transaction: absorbed (not
+   * sent to fs1 again), and no 487 retransmission after it. */
+  send_ack_non2xx(w, ALICE, callid, 1, "uatag1");
+  run(w, 100 * MS);
+  int n487 = count_msgs(w, ALICE, mark, "SIP/2.0 487");
+  run(w, 40 * SEC);
+  ck_assert_int_eq(count_msgs(w, ALICE, mark, "SIP/2.0 487"), n487);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "ACK "), 1);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "CANCEL "), 1);
+}
+
 START_TEST(test_cancel) {
   struct world *w = world_new(1);
   w->ucfg[FS1].invite = INV_RING;
   world_start(w);
+  check_cancel_487(w, "call-e@test", 50 * MS);
+  world_free(w);
+}
+END_TEST
+
+/* The media server answers 487 with the CANCEL's Via (SIPp's
+ * [last_Via:]): the scenario library's cancel case. */
+START_TEST(test_cancel_487_from_cancel_via) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  w->ucfg[FS1].on_cancel = CAN_487_SIPP;
+  world_start(w);
+  check_cancel_487(w, "call-e2@test", 50 * MS);
+  world_free(w);
+}
+END_TEST
+
+/* The same with the 487 sent 50 ms after the CANCEL's 200. */
+START_TEST(test_cancel_487_late) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  w->ucfg[FS1].on_cancel = CAN_487_SIPP;
+  w->ucfg[FS1].delay_487_ns = 50 * MS;
+  world_start(w);
+  check_cancel_487(w, "call-e3@test", 150 * MS);
+  world_free(w);
+}
+END_TEST
+
+/* An RFC-correct media server, 487 also 50 ms late. */
+START_TEST(test_cancel_487_late_rfc) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  w->ucfg[FS1].delay_487_ns = 50 * MS;
+  world_start(w);
+  check_cancel_487(w, "call-e4@test", 150 * MS);
+  world_free(w);
+}
+END_TEST
+
+/* A 487 that matches the proxy's client transaction (§17.1.3: branch
+ * and method) but cannot be relayed as it is (its CSeq number is not the
+ * phone's): the phone still gets a 487 for its own INVITE, answered by
+ * the proxy, instead of waiting for its timeout. */
+START_TEST(test_cancel_487_unrelayable) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  w->ucfg[FS1].on_cancel = CAN_487_BAD_CSEQ;
+  world_start(w);
   char inv[2000];
-  build_invite(ALICE, "sip:2000@" REALM, "call-e@test", 1, inv, sizeof inv);
+  build_invite(ALICE, "sip:2000@" REALM, "call-e7@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  int mark = w->logs[ALICE].n;
+  send_cancel(w, ALICE, "call-e7@test", 1);
+  run(w, 50 * MS);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "ACK "), 1); /* fs1's 487 was ACKed */
+  ck_assert_int_eq(count_msgs(w, ALICE, mark, "SIP/2.0 487"), 1);
+  const char *t = find_msg(w, ALICE, mark, "SIP/2.0 487 Request Terminated");
+  ck_assert_ptr_nonnull(t);
+  ck_assert_ptr_nonnull(strstr(t, "CSeq: 1 INVITE"));
+  ck_assert_ptr_null(strstr(t, "CSeq: 2"));
+  char via[300], want[128];
+  ck_assert(hdr_value(t, "Via", via, sizeof via));
+  snprintf(want, sizeof want, "SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-inv-%06x-1", cid_hash("call-e7@test"));
+  ck_assert_msg(!strncmp(via, want, strlen(want)), "Via of the 487: %s", via);
+  ck_assert_ptr_nonnull(strstr(t, "From: <sip:alice@" REALM ">;tag=caller1\r\n"));
+  world_free(w);
+}
+END_TEST
+
+/* The media server answered 200 OK just before the relayed CANCEL came
+ * in (they cross): the 200 still reaches the phone, no 487 anywhere. */
+START_TEST(test_cancel_crosses_200) {
+  struct world *w = world_new(1);
+  w->ucfg[FS1].invite = INV_RING;
+  w->ucfg[FS1].on_cancel = CAN_TOO_LATE;
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-e5@test", 1, inv, sizeof inv);
   send_raw(w, ALICE, inv);
   run(w, 50 * MS);
   ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 180"));
-  char req[1500];
-  snprintf(req, sizeof req,
-           "CANCEL sip:2000@" REALM " SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-inv-%06x-1;rport\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=caller1\r\nTo: <sip:2000@" REALM ">\r\n"
-           "Call-ID: call-e@test\r\nCSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
-           cid_hash("call-e@test"));
-  send_raw(w, ALICE, req);
+  int mark = w->logs[ALICE].n;
+  send_cancel(w, ALICE, "call-e5@test", 1);
+  run(w, 100 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "CANCEL "));
+  ck_assert_int_eq(count_msgs(w, ALICE, mark, "SIP/2.0 200"), 2); /* CANCEL's and INVITE's */
+  bool ok_invite = false, ok_cancel = false;
+  for (int i = mark; i < w->logs[ALICE].n; i++) {
+    const char *m = w->logs[ALICE].msg[i];
+    if (strncmp(m, "SIP/2.0 200", 11) != 0) continue;
+    if (strstr(m, "CSeq: 1 INVITE")) {
+      ok_invite = true;
+      ck_assert_ptr_nonnull(strstr(m, ";tag=uatag1\r\n"));
+      ck_assert_ptr_nonnull(strstr(m, "Record-Route: <sip:" PROXY_IP ":5060;lr>"));
+      ck_assert_ptr_null(strstr(m, "z9hG4bKkzp"));
+    }
+    if (strstr(m, "CSeq: 1 CANCEL")) ok_cancel = true;
+  }
+  ck_assert(ok_invite);
+  ck_assert(ok_cancel);
+  ck_assert_int_eq(count_msgs(w, ALICE, 0, "SIP/2.0 487"), 0);
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "SIP/2.0 487"), 0);
+  /* A 2xx is ACKed end to end, never by the proxy. */
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "ACK "), 0);
+  run(w, 40 * SEC);
+  ck_assert_int_eq(count_msgs(w, ALICE, 0, "SIP/2.0 487"), 0);
+  world_free(w);
+}
+END_TEST
+
+/* The phone CANCELs after the 200 OK reached it: the INVITE transaction
+ * is over, nothing goes to the media server, no 487. */
+START_TEST(test_cancel_after_200) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-e6@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
   run(w, 50 * MS);
-  const char *c = find_msg(w, ALICE, 0, "SIP/2.0 200");
-  ck_assert_ptr_nonnull(c);
-  ck_assert_ptr_nonnull(strstr(c, "CSeq: 1 CANCEL"));
-  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "CANCEL sip:2000@" REALM));
-  const char *t = find_msg(w, ALICE, 0, "SIP/2.0 487");
-  ck_assert_ptr_nonnull(t);
-  ck_assert_ptr_nonnull(strstr(t, "CSeq: 1 INVITE"));
+  ck_assert_ptr_nonnull(find_msg(w, ALICE, 0, "SIP/2.0 200"));
+  int mark = w->logs[ALICE].n;
+  send_cancel(w, ALICE, "call-e6@test", 1);
+  run(w, 100 * MS);
+  const char *r = find_msg(w, ALICE, mark, "SIP/2.0 ");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_ptr_nonnull(strstr(r, "CSeq: 1 CANCEL"));
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "CANCEL "), 0);
+  ck_assert_int_eq(count_msgs(w, ALICE, 0, "SIP/2.0 487"), 0);
   world_free(w);
 }
 END_TEST
@@ -1084,6 +1402,7 @@ int main(void) {
   tcase_add_test(tc, test_register_clamped_and_unregister);
   tcase_add_test(tc, test_register_out_of_order_cseq);
   tcase_add_test(tc, test_reregister_from_cache);
+  tcase_add_test(tc, test_register_retransmission);
   tcase_add_test(tc, test_authn_timeout_drops);
   tcase_add_test(tc, test_reg_query_and_flush);
   tcase_add_test(tc, test_auth_failure_ban);
@@ -1097,6 +1416,12 @@ int main(void) {
   tcase_add_test(tc, test_all_media_down_480);
   tcase_add_test(tc, test_407_sticky);
   tcase_add_test(tc, test_cancel);
+  tcase_add_test(tc, test_cancel_487_from_cancel_via);
+  tcase_add_test(tc, test_cancel_487_late);
+  tcase_add_test(tc, test_cancel_487_late_rfc);
+  tcase_add_test(tc, test_cancel_487_unrelayable);
+  tcase_add_test(tc, test_cancel_crosses_200);
+  tcase_add_test(tc, test_cancel_after_200);
   tcase_add_test(tc, test_advertised_media_server);
   tc = kz_tcase(s, "pipeline", 60);
   tcase_add_test(tc, test_max_forwards_zero);
