@@ -14,5 +14,10 @@ int kz_cli_bus(int argc, char **argv);     /* impl/cli/cmd_bus.c */
 int kz_cli_run(int argc, char **argv);     /* impl/cli/cmd_run.c */
 int kz_cli_run_apps(int argc, char **argv); /* impl/cli/cmd_run_apps.c */
 int kz_cli_seed(int argc, char **argv);    /* impl/cli/cmd_seed.c */
+int kz_cli_up(int argc, char **argv);       /* impl/cli/cmd_up.c */
+int kz_cli_status(int argc, char **argv);   /* impl/cli/cmd_up.c */
+int kz_cli_logs(int argc, char **argv);     /* impl/cli/cmd_up.c */
+int kz_cli_down(int argc, char **argv);     /* impl/cli/cmd_up.c */
+int kz_cli_scenario(int argc, char **argv); /* impl/cli/cmd_scenario.c */
 
 #endif /* KZ_CLI_H */

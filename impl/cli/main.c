@@ -21,6 +21,13 @@ static const struct kz_cli_cmd commands[] = {
 #ifdef KZ_CLI_HAVE_SEED
     {"seed", kz_cli_seed, "create accounts/devices from a seed file: kz seed [--url URL] FILE"},
 #endif
+#ifdef KZ_CLI_HAVE_UP
+    {"up", kz_cli_up, "run a topology for real, one process per role: kz up TOPOLOGY [--state DIR]"},
+    {"status", kz_cli_status, "what kz up runs, with live health: kz status [--state DIR] [--json]"},
+    {"logs", kz_cli_logs, "a role's log: kz logs ROLE [HOST]"},
+    {"down", kz_cli_down, "stop what kz up started: kz down [--state DIR]"},
+    {"scenario", kz_cli_scenario, "SIPp scenario library: kz scenario list | run CASE... --real|--sim"},
+#endif
 #ifdef KZ_CLI_HAVE_BUS
     {"bus", kz_cli_bus, "bus tools: kz bus tap --uri URI"},
 #endif
