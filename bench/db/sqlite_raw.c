@@ -8,9 +8,9 @@
 #include "docgen.h"
 
 /* usage: kz_bench_db_sqlite FILE SINGLE_COUNT BULK_REQUESTS BATCH SECONDS [JOURNAL]
- * Creates FILE afresh with the pragmas of kz's store (rollback journal
- * DELETE, synchronous=FULL, exclusive locking; JOURNAL, e.g. WAL, replaces
- * the journal mode to show what another mode would give), then:
+ * Creates FILE afresh with synchronous=FULL, exclusive locking and the
+ * journal mode JOURNAL (default DELETE; bench.js passes WAL, kz's store
+ * mode, for the ceiling and DELETE for reference), then:
  *   single: SINGLE_COUNT documents, one transaction (BEGIN; INSERT;
  *           COMMIT) each, as each single PUT is one durable commit;
  *   bulk:   BULK_REQUESTS transactions of BATCH inserts each, as each

@@ -8,7 +8,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { startKzDb } = require('./lib/kzdb');
-const { PouchDB, remoteDb, http, probeTrailingSlash, activeShims } = require('./lib/compat');
+const { PouchDB, remoteDb, http } = require('./lib/compat');
 const { assertSameDbs, snapshot, sha256 } = require('./lib/compare');
 
 let server;
@@ -18,9 +18,6 @@ let counter = 0;
 before(async () => {
   server = await startKzDb();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kz-pouchdb-local-'));
-  await probeTrailingSlash(server.url);
-  const on = activeShims();
-  if (on.length) console.log(`# shims on (known kz incompatibilities, see lib/compat.js): ${on.join(', ')}`);
 });
 
 after(async () => {

@@ -45,7 +45,7 @@ int kz_db_q_json(struct kz_db_req *q, struct kz_db_reply *r, const char *key, js
   struct kz_slice v = kz_http_query_get(&q->query, key);
   if (!v.p) return 0;
   json_error_t err;
-  *out = json_loadb(v.p, v.len, JSON_DECODE_ANY, &err);
+  *out = json_loadb(v.p, v.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (!*out) {
     char msg[200];
     snprintf(msg, sizeof msg, "Invalid JSON in query parameter %s", key);
@@ -62,7 +62,9 @@ int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t
     kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
     return KZ_EPROTO;
   }
-  *out = json_loadb(q->body, q->body_len, JSON_DECODE_ANY, &err);
+  /* JSON_ALLOW_NUL: CouchDB stores strings holding U+0000; they are
+   * kept escaped ("\u0000") in stored text and in replies. */
+  *out = json_loadb(q->body, q->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (!*out) {
     kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
     return KZ_EPROTO;
@@ -119,7 +121,7 @@ static void all_dbs(struct kz_db_req *q, struct kz_db_reply *r) {
   json_t *a = json_array();
   while (sqlite3_step(st) == SQLITE_ROW)
     json_array_append_new(a, json_string((const char *)sqlite3_column_text(st, 0)));
-  sqlite3_finalize(st);
+  kz_db_sql_done(q->db, st);
   kz_db_reply_json(r, 200, a);
 }
 
@@ -339,6 +341,9 @@ static int db_sub(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db
 
 int kz_db_dispatch(struct kz_db_req *q, struct kz_db_reply *r) {
   struct kz_db *db = q->db;
+  /* "/db/" is "/db", as in CouchDB (PouchDB asks for its databases
+   * with the slash): the empty last segment is dropped. */
+  if (q->seg.n == 2 && q->seg.items[1].len == 0) q->seg.n = 1;
   size_t n = q->seg.n;
   if (n == 0) {
     if (method_is(q, "GET") || method_is(q, "HEAD")) welcome(q, r);

@@ -152,7 +152,7 @@ int kz_db_api_all_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct 
         if (sqlite3_step(st) == SQLITE_ROW)
           row = row_for(db, &info, id, (const char *)sqlite3_column_text(st, 0),
                         sqlite3_column_int(st, 1) != 0, include_docs, &ro);
-        sqlite3_finalize(st);
+        kz_db_sql_done(db, st);
         st = NULL;
       }
       if (!row) row = json_pack("{s:O,s:s}", "key", jk, "error", "not_found");
@@ -187,7 +187,7 @@ int kz_db_api_all_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct 
                             (const char *)sqlite3_column_text(st, 1), false, include_docs, &ro);
       if (row) json_array_append_new(rows, row);
     }
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     st = NULL;
     if (use_s) {
       st = kz_db_sql(db, desc ? "SELECT COUNT(*) FROM docs WHERE db=? AND deleted=0 AND id>?"
@@ -196,7 +196,7 @@ int kz_db_api_all_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct 
         sqlite3_bind_int64(st, 1, info.id);
         sqlite3_bind_text(st, 2, json_string_value(sk), -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) offset += (uint64_t)sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
+        kz_db_sql_done(db, st);
         st = NULL;
       }
     }
@@ -209,7 +209,7 @@ reply: {
   kz_db_reply_json(r, 200, res);
 }
 out:
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   json_decref(rows);
   json_decref(body);
   json_decref(keys);

@@ -93,7 +93,7 @@ static int changes_build(struct kz_db *db, int64_t dbid, const struct changes_op
     (*count)++;
     last = seq;
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (rc) {
     json_decref(results);
     return rc;
@@ -170,7 +170,7 @@ static void on_wake(void *arg) {
     if (st) {
       sqlite3_bind_int64(st, 1, w->dbid);
       exists = sqlite3_step(st) == SQLITE_ROW;
-      sqlite3_finalize(st);
+      kz_db_sql_done(w->db, st);
     }
     if (exists) {
       json_decref(res);

@@ -21,6 +21,7 @@
 
 struct kz_db_conn;
 struct kz_db_waiter;
+struct kz_db_stmt_slot;
 struct kz_db_repl;
 struct kz_http_client;
 
@@ -47,6 +48,20 @@ struct kz_db {
   struct kz_db_repl *repls;     /* running replications (replicate.c) */
   struct kz_http_client *http;  /* their client for remote ends, made on first use */
   int io_error;         /* last kz error a VFS call hit, for logs */
+
+  /* Prepared statements, compiled once and reused (store.c). */
+  struct kz_db_stmt_slot *stmts; /* open-addressed by a hash of the SQL text */
+  size_t stmts_n;
+
+  /* What the open transaction has reserved but not yet written back
+   * (store.c): the update sequence of one database, and the change of
+   * each native view's row count in that database (views.c).  Written
+   * by kz_db_store_commit, dropped by a rollback. */
+  int64_t txn_dbid;      /* 0: nothing reserved */
+  int64_t txn_seq;       /* last sequence handed out */
+  bool txn_seq_dirty;
+  int64_t *txn_vcount;   /* kz_db_native_views_n deltas of txn_dbid */
+  bool txn_vcount_dirty;
 };
 
 /* ------------------------------------------------------------------ */
@@ -75,9 +90,14 @@ void kz_db_uuid(struct kz_db *db, char out[33]);
 bool kz_db_name_valid(const char *name);
 /* Valid UTF-8 without NUL. */
 bool kz_db_utf8_valid(const char *s, size_t len);
-/* Serialises compactly (jansson) into a fresh kz_buf; returns 0 or
- * KZ_ENOMEM. */
+/* Appends j serialised compactly to out: flags beyond JSON_COMPACT and
+ * JSON_ENCODE_ANY (e.g. JSON_SORT_KEYS) go through jansson, the rest
+ * through kz_db_json_write.  Returns 0 or KZ_ENOMEM. */
 int kz_db_json_dump(struct kz_buf *out, const json_t *j, size_t flags);
+/* Appends exactly the bytes of json_dumps(j, JSON_COMPACT |
+ * JSON_ENCODE_ANY), faster.  On failure out is left as it was.
+ * Returns 0, KZ_EINVAL (j NULL) or KZ_ENOMEM. */
+int kz_db_json_write(struct kz_buf *out, const json_t *j);
 
 /* ------------------------------------------------------------------ */
 /* Revisions (rev.c)                                                    */
@@ -138,8 +158,16 @@ int kz_db_store_begin(struct kz_db *db);
 int kz_db_store_commit(struct kz_db *db);
 void kz_db_store_rollback(struct kz_db *db);
 
-/* Prepares sql (with sqlite3_prepare_v2); NULL on failure (logged). */
+/* A prepared statement for sql, ready to bind and step: compiled on
+ * first use and kept for the instance's life (the cache holds a few
+ * hundred distinct texts; beyond that, and while the cached one is in
+ * use by an outer caller, a fresh one is compiled).  Give it back with
+ * kz_db_sql_done, never sqlite3_finalize.  NULL on failure (logged). */
 sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql);
+/* Ends the use of a statement of kz_db_sql: resets it and clears its
+ * bindings for the next caller (or finalizes an uncached one).  NULL
+ * is a no-op. */
+void kz_db_sql_done(struct kz_db *db, sqlite3_stmt *st);
 /* Runs a statement with no result rows; 0 or KZ_EIO. */
 int kz_db_sql_exec(struct kz_db *db, const char *sql);
 
@@ -162,8 +190,14 @@ int kz_db_store_db_create(struct kz_db *db, const char *name);
 /* 0, KZ_ENOENT or KZ_EIO.  Inside a transaction. */
 int kz_db_store_db_delete(struct kz_db *db, const char *name);
 /* Bumps the database's update_seq and returns the new value (in *seq).
- * 0 or KZ_EIO. */
+ * Inside a transaction: the sequence is read once and counted in
+ * memory, then written back by kz_db_store_commit (one UPDATE of dbs
+ * per transaction, not one per document).  0 or KZ_EIO. */
 int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq);
+/* Makes dbid the database whose sequence and view counts the open
+ * transaction keeps in memory, writing back those of the previous one
+ * first.  0 or KZ_EIO. */
+int kz_db_store_txn_db(struct kz_db *db, int64_t dbid);
 /* Loads a document's revision tree (empty when absent). 0/KZ_EIO/KZ_ENOMEM */
 int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t);
 /* The stored body (JSON object text) and attachment metadata (JSON
@@ -326,8 +360,16 @@ int kz_db_map_run(const struct kz_db_native_view *v, const char *id, const json_
 int kz_db_views_init(struct kz_db *db);
 /* Re-indexes one document after its winning revision changed (inside
  * the write's transaction, so the index commits with the document).
+ * winner is the winning revision, NULL when the document is deleted
+ * (its rows just go); body is that revision's body when the caller has
+ * it parsed (NULL: read from the store); fresh says the document had
+ * no live revision before, so it has no rows to remove.
  * 0, KZ_EIO or KZ_ENOMEM. */
-int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid);
+int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
+                          const struct kz_db_rev *winner, const json_t *body, bool fresh);
+/* Writes the open transaction's view row count changes (store.c calls
+ * it before COMMIT).  0 or KZ_EIO. */
+int kz_db_views_flush_counts(struct kz_db *db);
 /* Drops every row of a database (inside its deletion). 0 or KZ_EIO. */
 int kz_db_views_drop_db(struct kz_db *db, int64_t dbid);
 /* GET/POST /db/_design/<ddoc>/_view/<view>. */

@@ -97,13 +97,18 @@ static int insert_rev_row(struct kz_db *db, int64_t dbid, const char *docid,
   if (atts) sqlite3_bind_text(st, 9, atts, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 10, n->seq);
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
-/* Writes the docs row (winner, deleted, seq) after the tree changed. */
+/* Writes the docs row (winner, deleted, seq) after the tree changed,
+ * then the view index.  body is the parsed body of node `written` (the
+ * revision just stored), handed to the indexer when that revision won
+ * so it need not read it back; fresh says the document had no live
+ * winner before this write (so it had no view rows). */
 static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
-                          const struct kz_db_tree *t, int64_t seq) {
+                          const struct kz_db_tree *t, int64_t seq, int written, const json_t *body,
+                          bool fresh) {
   int w = kz_db_tree_winner(t);
   if (w < 0) return KZ_EIO;
   char rev[96];
@@ -116,13 +121,20 @@ static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
   sqlite3_bind_int64(st, 1, dbid);
   sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, seq);
-  sqlite3_bind_text(st, 4, rev, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_text(st, 4, rev, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 5, t->nodes[w].deleted ? 1 : 0);
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (rc != SQLITE_DONE) return KZ_EIO;
   /* The view index follows the winner in the same transaction. */
-  return kz_db_views_index_doc(db, dbid, docid);
+  const struct kz_db_rev *live = t->nodes[w].deleted ? NULL : &t->nodes[w].rev;
+  return kz_db_views_index_doc(db, dbid, docid, live, w == written ? body : NULL, fresh);
+}
+
+/* True when the tree has no live winner: the document has no view rows. */
+static bool tree_dead(const struct kz_db_tree *t) {
+  int w = kz_db_tree_winner(t);
+  return w < 0 || t->nodes[w].deleted;
 }
 
 static int blob_put(struct kz_db *db, int64_t dbid, const char *digest, const void *data, size_t len) {
@@ -132,7 +144,7 @@ static int blob_put(struct kz_db *db, int64_t dbid, const char *digest, const vo
   sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
   sqlite3_bind_blob64(st, 3, len ? data : "", len, SQLITE_STATIC);
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
@@ -144,13 +156,13 @@ static int blob_get(struct kz_db *db, int64_t dbid, const char *digest, struct k
   sqlite3_bind_text(st, 2, digest, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     return rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;
   }
   const void *d = sqlite3_column_blob(st, 0);
   int n = sqlite3_column_bytes(st, 0);
   rc = kz_buf_append(out, d, (size_t)n);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc;
 }
 
@@ -162,6 +174,17 @@ static bool ctype_ok(const char *s) {
   return true;
 }
 
+/* The stored text of a body: compact JSON (the bytes json_dumps gives,
+ * see kz_db_json_write), NUL-terminated, freed with kz_free. */
+static char *body_text(const json_t *body) {
+  struct kz_buf b = {0};
+  if (kz_db_json_write(&b, body) || kz_buf_append_byte(&b, 0)) {
+    kz_buf_free(&b);
+    return NULL;
+  }
+  return (char *)b.data;
+}
+
 /* Writes a new revision under `parent` (-1 for a first revision) with
  * a body and attachment metadata (owned by the caller).  Returns 0 and
  * the new rev, KZ_ECONFLICT when that exact revision exists, KZ_EIO or
@@ -169,7 +192,7 @@ static bool ctype_ok(const char *s) {
 static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t,
                          int parent, bool deleted, const json_t *body, const json_t *atts,
                          struct kz_db_rev *out) {
-  char *btxt = json_dumps(body, JSON_COMPACT);
+  char *btxt = body_text(body);
   char *atxt = atts && json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   int rc = KZ_ENOMEM;
   if (!btxt || (atts && json_object_size(atts) && !atxt)) goto out;
@@ -184,16 +207,17 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
   }
   int64_t seq = 0;
   if ((rc = kz_db_store_next_seq(db, dbid, &seq))) goto out;
+  bool fresh = tree_dead(t);
   int idx = tree_add(t, &rev, parent, deleted, true, seq);
   if (idx < 0) {
     rc = KZ_ENOMEM;
     goto out;
   }
   if ((rc = insert_rev_row(db, dbid, docid, &t->nodes[idx], prev, btxt, atxt))) goto out;
-  if ((rc = doc_row_update(db, dbid, docid, t, seq))) goto out;
+  if ((rc = doc_row_update(db, dbid, docid, t, seq, idx, body, fresh))) goto out;
   *out = rev;
 out:
-  free(btxt);
+  kz_free(btxt);
   free(atxt);
   return rc;
 }
@@ -276,17 +300,17 @@ static json_t *atts_known_all(struct kz_db *db, int64_t dbid, const char *docid)
   json_t *all = json_object();
   sqlite3_stmt *st = kz_db_sql(db, "SELECT atts FROM revs WHERE db=? AND doc=? AND atts IS NOT NULL");
   if (!st || !all) {
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     return all;
   }
   sqlite3_bind_int64(st, 1, dbid);
   sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
   while (sqlite3_step(st) == SQLITE_ROW) {
-    json_t *a = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    json_t *a = json_loads((const char *)sqlite3_column_text(st, 0), JSON_ALLOW_NUL, NULL);
     if (json_is_object(a)) json_object_update(all, a);
     json_decref(a);
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return all;
 }
 
@@ -300,12 +324,12 @@ static int local_get(struct kz_db *db, int64_t dbid, const char *id, int64_t *re
   sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     return rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;
   }
   *rev = sqlite3_column_int64(st, 0);
-  if (body) *body = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
-  sqlite3_finalize(st);
+  if (body) *body = json_loads((const char *)sqlite3_column_text(st, 1), JSON_ALLOW_NUL, NULL);
+  kz_db_sql_done(db, st);
   if (body && !*body) return KZ_EIO;
   return 0;
 }
@@ -373,7 +397,7 @@ static int local_update(struct kz_db *db, int64_t dbid, const char *id, json_t *
     snprintf(revbuf, sizeof revbuf, "0-%lld", (long long)(cur + 1));
   }
   rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (rc != SQLITE_DONE) return KZ_EIO;
   *status = deleted ? 200 : 201;
   *result = json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "rev", revbuf);
@@ -550,7 +574,7 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
       goto out;
     }
     if (rc) goto out;
-    char *btxt = json_dumps(body, JSON_COMPACT);
+    char *btxt = body_text(body);
     char *atxt = json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     int64_t seq = 0;
     rc = btxt ? kz_db_store_next_seq(db, o->dbid, &seq) : KZ_ENOMEM;
@@ -565,6 +589,8 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
         first_new = i - 1;
         break;
       }
+    bool fresh = tree_dead(&t);
+    int written = -1;
     for (int i = first_new; i >= 0 && !rc; i--) {
       int parent = i + 1 < n ? kz_db_tree_find(&t, &p[i + 1]) : -1;
       bool leaf = i == 0;
@@ -573,11 +599,12 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
         rc = KZ_ENOMEM;
         break;
       }
+      if (leaf) written = idx;
       rc = insert_rev_row(db, o->dbid, id, &t.nodes[idx], parent >= 0 ? &t.nodes[parent].rev : NULL,
                           leaf ? btxt : NULL, leaf ? atxt : NULL);
     }
-    if (!rc) rc = doc_row_update(db, o->dbid, id, &t, seq);
-    free(btxt);
+    if (!rc) rc = doc_row_update(db, o->dbid, id, &t, seq, written, body, fresh);
+    kz_free(btxt);
     free(atxt);
     if (rc) goto out;
   }

@@ -529,7 +529,7 @@ static int list_indexes(struct kz_db *db, int64_t dbid, struct midx **out, size_
     }
     json_decref(body);
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc;
 }
 
@@ -815,7 +815,7 @@ int kz_db_api_find(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_d
     hits[nhits].sortkey = sk;
     nhits++;
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   st = NULL;
   if (nhits > 1 && (chosen >= 0 || desc)) {
     struct hit *tmp = kz_calloc(nhits, sizeof *tmp);
@@ -848,7 +848,7 @@ int kz_db_api_find(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_d
   kz_db_reply_json(r, 200, result);
   result = NULL;
 out:
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   for (size_t i = 0; i < nhits; i++) {
     json_decref(hits[i].doc);
     json_decref(hits[i].sortkey);

@@ -186,7 +186,7 @@ static int local_exec(struct kz_db *db, const char *method, const char *target, 
   }
   if (!rc) {
     *status = rep.status;
-    if (rep.body.len) *out = json_loadb((const char *)rep.body.data, rep.body.len, JSON_DECODE_ANY, NULL);
+    if (rep.body.len) *out = json_loadb((const char *)rep.body.data, rep.body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   }
   kz_buf_free(&rep.body);
   kz_buf_free(&rep.extra);
@@ -210,7 +210,7 @@ static void on_http(void *arg, int result, struct kz_http_client_resp *resp) {
   r->call = NULL;
   json_t *body = NULL;
   if (result > 0 && resp && resp->body.len)
-    body = json_loadb((const char *)resp->body.data, resp->body.len, JSON_DECODE_ANY, NULL);
+    body = json_loadb((const char *)resp->body.data, resp->body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   step_fn *fn = r->next_step;
   r->next_step = NULL;
   fn(r, result, body); /* may free r */

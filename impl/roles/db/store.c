@@ -16,9 +16,14 @@
  *          and its attachment metadata;
  *   atts   attachment bodies, content-addressed by MD5 digest per db;
  *   locals _local documents (no tree, no seq).
- * Journal: rollback journal (DELETE) with synchronous=FULL and an
- * exclusive lock held for the instance's life: the simplest crash-safe
- * mode that needs no shared memory. */
+ * Journal: write-ahead log (WAL) with synchronous=FULL and an
+ * exclusive lock held for the instance's life.  In exclusive locking
+ * mode SQLite keeps the WAL index in heap memory instead of shared
+ * memory, so the VFS needs no xShm methods; a commit is one append to
+ * "<path>-wal" and one sync (the rollback journal took about five), and
+ * FULL keeps every acknowledged commit across power loss (NORMAL would
+ * not sync the WAL on commit).  Checkpoints copy the WAL back into the
+ * database file every ~1000 pages. */
 
 static const char *const schema[] = {
     "CREATE TABLE IF NOT EXISTS dbs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -39,14 +44,97 @@ static const char *const schema[] = {
     "PRAGMA user_version=1",
 };
 
+/* ------------------------------------------------------------------ */
+/* Prepared statements                                                 */
+
+/* Compiling a statement costs more than running most of ours (the
+ * parser was 40% of a bulk write), so every text is compiled once per
+ * instance.  Slots are found by a hash of the SQL text (content, not
+ * addresses: the table's layout is the same in every run). */
+#define STMT_SLOTS 512u /* a power of two */
+#define STMT_MAX 384u   /* texts cached at most; the rest are compiled per use */
+
+struct kz_db_stmt_slot {
+  uint64_t hash;
+  sqlite3_stmt *st; /* NULL: empty */
+  bool busy;        /* handed out and not given back yet */
+};
+
+static uint64_t sql_hash(const char *s) {
+  uint64_t h = UINT64_C(14695981039346656037);
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * UINT64_C(1099511628211);
+  return h;
+}
+
 sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql) {
+  struct kz_db_stmt_slot *slot = NULL;
+  uint64_t h = 0;
+  if (db->stmts) {
+    h = sql_hash(sql);
+    for (size_t i = h & (STMT_SLOTS - 1);; i = (i + 1) & (STMT_SLOTS - 1)) {
+      struct kz_db_stmt_slot *e = &db->stmts[i];
+      if (!e->st) {
+        if (db->stmts_n < STMT_MAX) slot = e;
+        break;
+      }
+      if (e->hash == h && !strcmp(sqlite3_sql(e->st), sql)) {
+        if (!e->busy) {
+          e->busy = true;
+          return e->st;
+        }
+        break; /* an outer caller is stepping it: compile a private one */
+      }
+    }
+  }
   sqlite3_stmt *st = NULL;
-  if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v3(db->sql, sql, -1, slot ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) != SQLITE_OK ||
+      !st) {
     kz_log(db->env, KZ_LOG_ERROR, "db", "sql prepare: %s", sqlite3_errmsg(db->sql));
     sqlite3_finalize(st);
     return NULL;
   }
+  if (slot) {
+    slot->hash = h;
+    slot->st = st;
+    slot->busy = true;
+    db->stmts_n++;
+  }
   return st;
+}
+
+void kz_db_sql_done(struct kz_db *db, sqlite3_stmt *st) {
+  if (!st) return;
+  if (db->stmts) {
+    uint64_t h = sql_hash(sqlite3_sql(st));
+    for (size_t i = h & (STMT_SLOTS - 1); db->stmts[i].st; i = (i + 1) & (STMT_SLOTS - 1))
+      if (db->stmts[i].st == st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        db->stmts[i].busy = false;
+        return;
+      }
+  }
+  kz_db_sql_done(db, st);
+}
+
+static void stmts_free(struct kz_db *db) {
+  if (!db->stmts) return;
+  for (size_t i = 0; i < STMT_SLOTS; i++) sqlite3_finalize(db->stmts[i].st);
+  kz_free(db->stmts);
+  db->stmts = NULL;
+  db->stmts_n = 0;
+}
+
+/* Runs one cached statement to completion (BEGIN, COMMIT...). */
+static int exec_cached(struct kz_db *db, const char *sql) {
+  sqlite3_stmt *st = kz_db_sql(db, sql);
+  if (!st) return KZ_EIO;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+  }
+  if (rc != SQLITE_DONE) kz_log(db->env, KZ_LOG_ERROR, "db", "sql '%s': %s", sql, sqlite3_errmsg(db->sql));
+  kz_db_sql_done(db, st);
+  return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
 int kz_db_sql_exec(struct kz_db *db, const char *sql) {
@@ -61,9 +149,31 @@ int kz_db_sql_exec(struct kz_db *db, const char *sql) {
 
 static void reseed_sqlite(struct kz_db *db);
 
+/* PRAGMA journal_mode answers with the mode in force: SQLite keeps the
+ * old one when it cannot switch. */
+static int set_journal_wal(struct kz_db *db) {
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->sql, "PRAGMA journal_mode=WAL", -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    return KZ_EIO;
+  }
+  bool wal = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+             !strcmp((const char *)sqlite3_column_text(st, 0), "wal");
+  sqlite3_finalize(st);
+  if (!wal) kz_log(db->env, KZ_LOG_ERROR, "db", "%s: SQLite refused journal_mode=WAL", db->path);
+  return wal ? 0 : KZ_EIO;
+}
+
 int kz_db_store_open(struct kz_db *db) {
   int rc = kz_db_vfs_register(db);
   if (rc) return rc;
+  /* Without the cache every statement is compiled per use: slower, but
+   * still correct, so a failed allocation here is not fatal. */
+  db->stmts = kz_calloc(STMT_SLOTS, sizeof *db->stmts);
+  db->stmts_n = 0;
+  db->txn_vcount = kz_calloc(kz_db_native_views_n ? kz_db_native_views_n : 1, sizeof *db->txn_vcount);
+  if (!db->txn_vcount) goto fail;
+  db->txn_dbid = 0;
   kz_env_prng(db->env, "db.sqlite", &db->sql_prng);
   reseed_sqlite(db);
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -72,11 +182,15 @@ int kz_db_store_open(struct kz_db *db) {
            db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
     goto fail;
   }
-  /* Order matters: the journal mode and lock mode before any table. */
-  if (kz_db_sql_exec(db, "PRAGMA locking_mode=EXCLUSIVE") ||
-      kz_db_sql_exec(db, "PRAGMA journal_mode=DELETE") ||
+  /* Order matters: the lock mode before the journal mode (WAL without
+   * shared memory needs the exclusive lock from the first access), and
+   * both before any table. */
+  if (kz_db_sql_exec(db, "PRAGMA locking_mode=EXCLUSIVE") || set_journal_wal(db) ||
       kz_db_sql_exec(db, "PRAGMA synchronous=FULL") ||
       kz_db_sql_exec(db, "PRAGMA temp_store=MEMORY") ||
+      /* Pages are read through kz_env, which is slow in the simulator
+       * and a syscall in real mode: keep up to 64 MiB of them. */
+      kz_db_sql_exec(db, "PRAGMA cache_size=-65536") ||
       kz_db_sql_exec(db, "PRAGMA foreign_keys=OFF"))
     goto fail;
   reseed_sqlite(db);
@@ -86,14 +200,18 @@ int kz_db_store_open(struct kz_db *db) {
       kz_db_sql_exec(db, "ROLLBACK");
       goto fail;
     }
-  if (kz_db_views_init(db)) {
+  if (kz_db_views_init(db) || kz_db_store_txn_db(db, 0)) {
+    db->txn_dbid = 0;
     kz_db_sql_exec(db, "ROLLBACK");
     goto fail;
   }
   if (kz_db_sql_exec(db, "COMMIT")) goto fail;
   /* Check the file is sane before serving from it. */
-  sqlite3_stmt *st = kz_db_sql(db, "PRAGMA quick_check");
-  if (!st) goto fail;
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2(db->sql, "PRAGMA quick_check", -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_finalize(st);
+    goto fail;
+  }
   bool ok = sqlite3_step(st) == SQLITE_ROW &&
             !strcmp((const char *)sqlite3_column_text(st, 0), "ok");
   sqlite3_finalize(st);
@@ -108,10 +226,14 @@ fail:
 }
 
 void kz_db_store_close(struct kz_db *db) {
+  stmts_free(db);
   if (db->sql) {
     sqlite3_close_v2(db->sql);
     db->sql = NULL;
   }
+  kz_free(db->txn_vcount);
+  db->txn_vcount = NULL;
+  db->txn_dbid = 0;
   kz_db_vfs_unregister(db);
 }
 
@@ -125,13 +247,20 @@ static void reseed_sqlite(struct kz_db *db) {
   sqlite3_test_control(SQLITE_TESTCTRL_PRNG_SEED, seed, (sqlite3 *)NULL);
 }
 
+static void txn_forget(struct kz_db *db) {
+  db->txn_dbid = 0;
+  db->txn_seq_dirty = false;
+  db->txn_vcount_dirty = false;
+}
+
 int kz_db_store_begin(struct kz_db *db) {
   reseed_sqlite(db);
-  return kz_db_sql_exec(db, "BEGIN IMMEDIATE");
+  txn_forget(db);
+  return exec_cached(db, "BEGIN IMMEDIATE");
 }
 
 int kz_db_store_commit(struct kz_db *db) {
-  if (kz_db_sql_exec(db, "COMMIT")) {
+  if (kz_db_store_txn_db(db, 0) || exec_cached(db, "COMMIT")) {
     kz_db_store_rollback(db);
     return KZ_EIO;
   }
@@ -140,7 +269,40 @@ int kz_db_store_commit(struct kz_db *db) {
 }
 
 void kz_db_store_rollback(struct kz_db *db) {
-  if (!sqlite3_get_autocommit(db->sql)) (void)kz_db_sql_exec(db, "ROLLBACK");
+  txn_forget(db);
+  if (!sqlite3_get_autocommit(db->sql)) (void)exec_cached(db, "ROLLBACK");
+}
+
+int kz_db_store_txn_db(struct kz_db *db, int64_t dbid) {
+  if (db->txn_dbid == dbid) return 0;
+  if (db->txn_dbid) {
+    /* Write back what the previous database reserved. */
+    if (db->txn_seq_dirty) {
+      sqlite3_stmt *st = kz_db_sql(db, "UPDATE dbs SET update_seq=? WHERE id=?");
+      if (!st) return KZ_EIO;
+      sqlite3_bind_int64(st, 1, db->txn_seq);
+      sqlite3_bind_int64(st, 2, db->txn_dbid);
+      int rc = sqlite3_step(st);
+      kz_db_sql_done(db, st);
+      if (rc != SQLITE_DONE) return KZ_EIO;
+      db->txn_seq_dirty = false;
+    }
+    if (db->txn_vcount_dirty && kz_db_views_flush_counts(db)) return KZ_EIO;
+  }
+  db->txn_dbid = 0;
+  db->txn_seq_dirty = false;
+  db->txn_vcount_dirty = false;
+  if (!dbid) return 0;
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT update_seq FROM dbs WHERE id=?");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, dbid);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) db->txn_seq = sqlite3_column_int64(st, 0);
+  kz_db_sql_done(db, st);
+  if (rc != SQLITE_ROW) return KZ_EIO;
+  memset(db->txn_vcount, 0, kz_db_native_views_n * sizeof *db->txn_vcount);
+  db->txn_dbid = dbid;
+  return 0;
 }
 
 int kz_db_store_db_get(struct kz_db *db, const char *name, struct kz_db_dbinfo *out) {
@@ -149,14 +311,14 @@ int kz_db_store_db_get(struct kz_db *db, const char *name, struct kz_db_dbinfo *
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW) {
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     return rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;
   }
   memset(out, 0, sizeof *out);
   out->id = sqlite3_column_int64(st, 0);
   out->update_seq = sqlite3_column_int64(st, 1);
   out->created_wall_ns = sqlite3_column_int64(st, 2);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return 0;
 }
 
@@ -169,12 +331,12 @@ int kz_db_store_db_counts(struct kz_db *db, struct kz_db_dbinfo *out) {
     out->doc_count = sqlite3_column_int64(st, 0);
     out->doc_del_count = sqlite3_column_int64(st, 1);
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   st = kz_db_sql(db, "SELECT COALESCE(SUM(LENGTH(body)),0) FROM revs WHERE db=?");
   if (!st) return KZ_EIO;
   sqlite3_bind_int64(st, 1, out->id);
   if (sqlite3_step(st) == SQLITE_ROW) out->size_bytes = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return 0;
 }
 
@@ -184,7 +346,7 @@ int kz_db_store_db_create(struct kz_db *db, const char *name) {
   sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, kz_env_wall(db->env));
   int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (rc == SQLITE_CONSTRAINT) return KZ_EEXIST;
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
@@ -193,6 +355,8 @@ int kz_db_store_db_delete(struct kz_db *db, const char *name) {
   struct kz_db_dbinfo info;
   int rc = kz_db_store_db_get(db, name, &info);
   if (rc) return rc;
+  /* Nothing reserved for it may be written back after it is gone. */
+  if (db->txn_dbid == info.id) db->txn_dbid = 0;
   static const char *const dels[] = {
       "DELETE FROM docs WHERE db=?", "DELETE FROM revs WHERE db=?",
       "DELETE FROM atts WHERE db=?", "DELETE FROM locals WHERE db=?",
@@ -202,21 +366,18 @@ int kz_db_store_db_delete(struct kz_db *db, const char *name) {
     if (!st) return KZ_EIO;
     sqlite3_bind_int64(st, 1, info.id);
     rc = sqlite3_step(st);
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     if (rc != SQLITE_DONE) return KZ_EIO;
   }
   return kz_db_views_drop_db(db, info.id);
 }
 
 int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq) {
-  sqlite3_stmt *st =
-      kz_db_sql(db, "UPDATE dbs SET update_seq=update_seq+1 WHERE id=? RETURNING update_seq");
-  if (!st) return KZ_EIO;
-  sqlite3_bind_int64(st, 1, dbid);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) *seq = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return rc == SQLITE_ROW ? 0 : KZ_EIO;
+  int rc = kz_db_store_txn_db(db, dbid);
+  if (rc) return rc;
+  *seq = ++db->txn_seq;
+  db->txn_seq_dirty = true;
+  return 0;
 }
 
 int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t) {
@@ -258,7 +419,7 @@ int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct k
     n->parent = -1;
     t->n++;
   }
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (rc != SQLITE_DONE) {
     kz_free(parents);
     kz_db_tree_free(t);
@@ -270,7 +431,7 @@ int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct k
   kz_db_tree_mark_leaves(t);
   return 0;
 nomem:
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   kz_free(parents);
   kz_db_tree_free(t);
   return KZ_ENOMEM;
@@ -289,14 +450,14 @@ int kz_db_store_rev_body(struct kz_db *db, int64_t dbid, const char *docid,
   sqlite3_bind_text(st, 4, r->hash, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
   if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
-    sqlite3_finalize(st);
+    kz_db_sql_done(db, st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;
   }
   const char *b = (const char *)sqlite3_column_text(st, 0);
-  *body = json_loads(b, 0, NULL);
+  *body = json_loads(b, JSON_ALLOW_NUL, NULL);
   if (atts && sqlite3_column_type(st, 1) != SQLITE_NULL)
-    *atts = json_loads((const char *)sqlite3_column_text(st, 1), 0, NULL);
-  sqlite3_finalize(st);
+    *atts = json_loads((const char *)sqlite3_column_text(st, 1), JSON_ALLOW_NUL, NULL);
+  kz_db_sql_done(db, st);
   if (!*body || !json_is_object(*body)) {
     json_decref(*body);
     *body = NULL;

@@ -150,7 +150,110 @@ bool kz_db_utf8_valid(const char *s, size_t len) {
   return true;
 }
 
+/* ------------------------------------------------------------------ */
+/* Compact JSON writer                                                 */
+
+/* Writes exactly the bytes json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY)
+ * gives (jansson 2.x: members in insertion order, '\\' '"' and control
+ * characters escaped, \b \f \n \r \t short, the rest as \u00XX with
+ * uppercase hex, everything else verbatim since jansson strings are
+ * valid UTF-8), without jansson's per-token callbacks and printf: the
+ * stored text of a document is hashed into its revision, so the bytes
+ * must not change, only the cost. */
+static int w_string(struct kz_buf *o, const char *s, size_t n) {
+  static const char hex[] = "0123456789ABCDEF";
+  if (kz_buf_reserve(o, n + 2) || kz_buf_append_byte(o, '"')) return KZ_ENOMEM;
+  size_t run = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c >= 0x20 && c != '"' && c != '\\') continue;
+    if (i > run && kz_buf_append(o, s + run, i - run)) return KZ_ENOMEM;
+    run = i + 1;
+    char e[6] = {'\\', 0};
+    size_t el = 2;
+    switch (c) {
+    case '"': e[1] = '"'; break;
+    case '\\': e[1] = '\\'; break;
+    case '\b': e[1] = 'b'; break;
+    case '\f': e[1] = 'f'; break;
+    case '\n': e[1] = 'n'; break;
+    case '\r': e[1] = 'r'; break;
+    case '\t': e[1] = 't'; break;
+    default:
+      e[1] = 'u', e[2] = '0', e[3] = '0', e[4] = hex[c >> 4], e[5] = hex[c & 15];
+      el = 6;
+    }
+    if (kz_buf_append(o, e, el)) return KZ_ENOMEM;
+  }
+  if (n > run && kz_buf_append(o, s + run, n - run)) return KZ_ENOMEM;
+  return kz_buf_append_byte(o, '"');
+}
+
+static int w_integer(struct kz_buf *o, json_int_t v) {
+  char b[24];
+  size_t i = sizeof b;
+  /* Through unsigned so the most negative value negates cleanly. */
+  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+  do {
+    b[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) b[--i] = '-';
+  return kz_buf_append(o, b + i, sizeof b - i);
+}
+
+static int w_value(struct kz_buf *o, const json_t *j) {
+  switch (json_typeof(j)) {
+  case JSON_OBJECT: {
+    if (kz_buf_append_byte(o, '{')) return KZ_ENOMEM;
+    bool first = true;
+    for (void *it = json_object_iter((json_t *)j); it; it = json_object_iter_next((json_t *)j, it)) {
+      if (!first && kz_buf_append_byte(o, ',')) return KZ_ENOMEM;
+      first = false;
+      if (w_string(o, json_object_iter_key(it), json_object_iter_key_len(it)) || kz_buf_append_byte(o, ':') ||
+          w_value(o, json_object_iter_value(it)))
+        return KZ_ENOMEM;
+    }
+    return kz_buf_append_byte(o, '}');
+  }
+  case JSON_ARRAY: {
+    if (kz_buf_append_byte(o, '[')) return KZ_ENOMEM;
+    size_t n = json_array_size(j);
+    for (size_t i = 0; i < n; i++)
+      if ((i && kz_buf_append_byte(o, ',')) || w_value(o, json_array_get(j, i))) return KZ_ENOMEM;
+    return kz_buf_append_byte(o, ']');
+  }
+  case JSON_STRING:
+    return w_string(o, json_string_value(j), json_string_length(j));
+  case JSON_INTEGER:
+    return w_integer(o, json_integer_value(j));
+  case JSON_TRUE:
+    return kz_buf_append(o, "true", 4);
+  case JSON_FALSE:
+    return kz_buf_append(o, "false", 5);
+  case JSON_NULL:
+    return kz_buf_append(o, "null", 4);
+  default: {
+    /* Reals: jansson's own formatting (%.17g and its fix-ups), rare. */
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!s) return KZ_ENOMEM;
+    int rc = kz_buf_append_cstr(o, s);
+    free(s);
+    return rc;
+  }
+  }
+}
+
+int kz_db_json_write(struct kz_buf *out, const json_t *j) {
+  if (!j) return KZ_EINVAL;
+  size_t mark = out->len;
+  int rc = w_value(out, j);
+  if (rc) out->len = mark;
+  return rc;
+}
+
 int kz_db_json_dump(struct kz_buf *out, const json_t *j, size_t flags) {
+  if (!(flags & ~(size_t)(JSON_COMPACT | JSON_ENCODE_ANY))) return kz_db_json_write(out, j);
   char *s = json_dumps(j, flags | JSON_COMPACT | JSON_ENCODE_ANY);
   if (!s) return KZ_ENOMEM;
   int rc = kz_buf_append_cstr(out, s);

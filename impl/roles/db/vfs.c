@@ -11,8 +11,9 @@
  * roots them in the data directory), takes time from kz_env_wall and
  * randomness from the env's PRNG, and never sleeps.  One instance owns
  * one connection, so locks are bookkeeping only.  The io_methods are
- * version 1: no shared memory, so the store runs in rollback-journal
- * mode (see store.c). */
+ * version 1, without shared memory: the store runs WAL in exclusive
+ * locking mode, where SQLite keeps the WAL index in heap memory and
+ * never calls xShmMap (see store.c). */
 
 struct kzvfs_file {
   sqlite3_file base; /* must come first: SQLite casts */

@@ -22,10 +22,16 @@
  * or ahead of the documents, and a query never has to wait for an
  * indexer.  Design and _local documents are not mapped, as in CouchDB.
  *
+ * Table vcounts keeps each view's row count per database (CouchDB's
+ * total_rows), changed with the rows in the same transaction: counting
+ * the rows of a view per query grew with the database.  Deltas are
+ * summed in memory over a transaction (db->txn_vcount) and written
+ * once, before COMMIT.
+ *
  * When the set of native views (or a map function) changes, bump
  * VIEWS_VERSION: the next open rebuilds the whole index. */
 
-#define VIEWS_VERSION "1"
+#define VIEWS_VERSION "2"
 
 static const char *const views_schema[] = {
     "CREATE TABLE IF NOT EXISTS vrows(db INTEGER NOT NULL, view TEXT NOT NULL, k BLOB NOT NULL,"
@@ -33,7 +39,46 @@ static const char *const views_schema[] = {
     " PRIMARY KEY(db, view, k, doc, n)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS vrows_by_doc ON vrows(db, doc)",
     "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS vcounts(db INTEGER NOT NULL, view TEXT NOT NULL, n INTEGER NOT NULL,"
+    " PRIMARY KEY(db, view)) WITHOUT ROWID",
 };
+
+/* "ddoc/view" of native view i into buf. */
+static void view_name(size_t i, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%s", kz_db_native_views[i].ddoc, kz_db_native_views[i].view);
+}
+
+/* Index of the native view named "ddoc/view", or -1. */
+static int view_index(const char *name) {
+  for (size_t i = 0; i < kz_db_native_views_n; i++) {
+    const struct kz_db_native_view *v = &kz_db_native_views[i];
+    size_t dl = strlen(v->ddoc);
+    if (!strncmp(name, v->ddoc, dl) && name[dl] == '/' && !strcmp(name + dl + 1, v->view)) return (int)i;
+  }
+  return -1;
+}
+
+int kz_db_views_flush_counts(struct kz_db *db) {
+  if (!db->txn_vcount_dirty || !db->txn_dbid) return 0;
+  sqlite3_stmt *st = NULL;
+  for (size_t i = 0; i < kz_db_native_views_n; i++) {
+    if (!db->txn_vcount[i]) continue;
+    char name[128];
+    view_name(i, name, sizeof name);
+    st = kz_db_sql(db, "INSERT INTO vcounts(db, view, n) VALUES(?,?,?)"
+                       " ON CONFLICT(db, view) DO UPDATE SET n=n+excluded.n");
+    if (!st) return KZ_EIO;
+    sqlite3_bind_int64(st, 1, db->txn_dbid);
+    sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, db->txn_vcount[i]);
+    int rc = sqlite3_step(st);
+    kz_db_sql_done(db, st);
+    if (rc != SQLITE_DONE) return KZ_EIO;
+    db->txn_vcount[i] = 0;
+  }
+  db->txn_vcount_dirty = false;
+  return 0;
+}
 
 /* The version string stored with the index: VIEWS_VERSION and the
  * names of the views, so adding a view also triggers a rebuild. */
@@ -46,14 +91,18 @@ static int version_string(struct kz_buf *b) {
 }
 
 static int rebuild(struct kz_db *db) {
-  if (kz_db_sql_exec(db, "DELETE FROM vrows")) return KZ_EIO;
-  sqlite3_stmt *st = kz_db_sql(db, "SELECT db, id FROM docs WHERE deleted=0 ORDER BY db, id");
+  if (kz_db_sql_exec(db, "DELETE FROM vrows") || kz_db_sql_exec(db, "DELETE FROM vcounts")) return KZ_EIO;
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT db, id, rev FROM docs WHERE deleted=0 ORDER BY db, id");
   if (!st) return KZ_EIO;
   int rc = 0, s;
-  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW)
-    rc = kz_db_views_index_doc(db, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1));
+  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
+    struct kz_db_rev rev;
+    if (kz_db_rev_parse(&rev, (const char *)sqlite3_column_text(st, 2))) continue;
+    rc = kz_db_views_index_doc(db, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+                               &rev, NULL, true);
+  }
   if (!rc && s != SQLITE_DONE) rc = KZ_EIO;
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc;
 }
 
@@ -70,7 +119,7 @@ int kz_db_views_init(struct kz_db *db) {
   bool same = false;
   if (st && sqlite3_step(st) == SQLITE_ROW)
     same = !strcmp((const char *)sqlite3_column_text(st, 0), (const char *)want.data);
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   if (!rc && !same) {
     kz_log(db->env, KZ_LOG_INFO, "db", "building the view index (%s)", (const char *)want.data);
     rc = rebuild(db);
@@ -79,7 +128,7 @@ int kz_db_views_init(struct kz_db *db) {
     if (st) {
       sqlite3_bind_text(st, 1, (const char *)want.data, -1, SQLITE_STATIC);
       if (sqlite3_step(st) != SQLITE_DONE) rc = KZ_EIO;
-      sqlite3_finalize(st);
+      kz_db_sql_done(db, st);
     }
   }
   kz_buf_free(&want);
@@ -87,12 +136,16 @@ int kz_db_views_init(struct kz_db *db) {
 }
 
 int kz_db_views_drop_db(struct kz_db *db, int64_t dbid) {
-  sqlite3_stmt *st = kz_db_sql(db, "DELETE FROM vrows WHERE db=?");
-  if (!st) return KZ_EIO;
-  sqlite3_bind_int64(st, 1, dbid);
-  int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  return rc == SQLITE_DONE ? 0 : KZ_EIO;
+  static const char *const dels[] = {"DELETE FROM vrows WHERE db=?", "DELETE FROM vcounts WHERE db=?"};
+  for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
+    sqlite3_stmt *st = kz_db_sql(db, dels[i]);
+    if (!st) return KZ_EIO;
+    sqlite3_bind_int64(st, 1, dbid);
+    int rc = sqlite3_step(st);
+    kz_db_sql_done(db, st);
+    if (rc != SQLITE_DONE) return KZ_EIO;
+  }
+  return 0;
 }
 
 static int insert_rows(struct kz_db *db, int64_t dbid, const char *docid, const char *view, json_t *rows) {
@@ -102,68 +155,82 @@ static int insert_rows(struct kz_db *db, int64_t dbid, const char *docid, const 
   int rc = 0;
   size_t i;
   json_t *row;
+  struct kz_buf k = {0}, kt = {0}, vt = {0};
   json_array_foreach(rows, i, row) {
     json_t *key = json_array_get(row, 0), *value = json_array_get(row, 1);
-    struct kz_buf k = {0};
-    char *kt = json_dumps(key, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *vt = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (!kt || !vt || kz_db_collate_key(&k, key)) {
+    kz_buf_reset(&k);
+    kz_buf_reset(&kt);
+    kz_buf_reset(&vt);
+    if (kz_db_json_write(&kt, key ? key : json_null()) || kz_db_json_write(&vt, value ? value : json_null()) ||
+        kz_db_collate_key(&k, key)) {
       rc = KZ_ENOMEM;
     } else {
       sqlite3_reset(st);
       sqlite3_bind_int64(st, 1, dbid);
       sqlite3_bind_text(st, 2, view, -1, SQLITE_STATIC);
-      sqlite3_bind_blob(st, 3, k.data, (int)k.len, SQLITE_STATIC);
+      sqlite3_bind_blob(st, 3, k.len ? (const void *)k.data : "", (int)k.len, SQLITE_STATIC);
       sqlite3_bind_text(st, 4, docid, -1, SQLITE_STATIC);
       sqlite3_bind_int64(st, 5, (int64_t)i);
-      sqlite3_bind_text(st, 6, kt, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 7, vt, -1, SQLITE_STATIC);
+      sqlite3_bind_text(st, 6, (const char *)kt.data, (int)kt.len, SQLITE_STATIC);
+      sqlite3_bind_text(st, 7, (const char *)vt.data, (int)vt.len, SQLITE_STATIC);
       if (sqlite3_step(st) != SQLITE_DONE) rc = KZ_EIO;
     }
-    kz_buf_free(&k);
-    free(kt);
-    free(vt);
     if (rc) break;
   }
-  sqlite3_finalize(st);
+  kz_buf_free(&k);
+  kz_buf_free(&kt);
+  kz_buf_free(&vt);
+  kz_db_sql_done(db, st);
   return rc;
 }
 
-int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid) {
-  sqlite3_stmt *st = kz_db_sql(db, "DELETE FROM vrows WHERE db=? AND doc=?");
-  if (!st) return KZ_EIO;
-  sqlite3_bind_int64(st, 1, dbid);
-  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
-  int s = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (s != SQLITE_DONE) return KZ_EIO;
-  if (docid[0] == '_') return 0; /* design and _local documents are not mapped */
-  st = kz_db_sql(db, "SELECT rev FROM docs WHERE db=? AND id=? AND deleted=0");
-  if (!st) return KZ_EIO;
-  sqlite3_bind_int64(st, 1, dbid);
-  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
-  struct kz_db_rev rev;
-  s = sqlite3_step(st);
-  bool live = s == SQLITE_ROW && kz_db_rev_parse(&rev, (const char *)sqlite3_column_text(st, 0)) == 0;
-  sqlite3_finalize(st);
-  if (s != SQLITE_ROW && s != SQLITE_DONE) return KZ_EIO;
-  if (!live) return 0;
-  json_t *body = NULL;
-  int rc = kz_db_store_rev_body(db, dbid, docid, &rev, &body, NULL);
-  if (rc == KZ_ENOENT) return 0;
+int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
+                          const struct kz_db_rev *winner, const json_t *body, bool fresh) {
+  int rc = kz_db_store_txn_db(db, dbid);
   if (rc) return rc;
+  if (!fresh) {
+    /* The rows of the previous winner go; RETURNING names their views
+     * so the counts follow. */
+    sqlite3_stmt *st = kz_db_sql(db, "DELETE FROM vrows WHERE db=? AND doc=? RETURNING view");
+    if (!st) return KZ_EIO;
+    sqlite3_bind_int64(st, 1, dbid);
+    sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+      int vi = view_index((const char *)sqlite3_column_text(st, 0));
+      if (vi >= 0) {
+        db->txn_vcount[vi]--;
+        db->txn_vcount_dirty = true;
+      }
+    }
+    kz_db_sql_done(db, st);
+    if (s != SQLITE_DONE) return KZ_EIO;
+  }
+  if (docid[0] == '_' || !winner) return 0; /* design and _local documents are not mapped */
+  json_t *loaded = NULL;
+  if (!body) {
+    rc = kz_db_store_rev_body(db, dbid, docid, winner, &loaded, NULL);
+    if (rc == KZ_ENOENT) return 0;
+    if (rc) return rc;
+    body = loaded;
+  }
   for (size_t i = 0; i < kz_db_native_views_n && !rc; i++) {
     const struct kz_db_native_view *v = &kz_db_native_views[i];
     json_t *rows = NULL;
     rc = kz_db_map_run(v, docid, body, &rows);
-    if (!rc && json_array_size(rows)) {
+    size_t n = json_array_size(rows);
+    if (!rc && n) {
       char name[128];
-      snprintf(name, sizeof name, "%s/%s", v->ddoc, v->view);
+      view_name(i, name, sizeof name);
       rc = insert_rows(db, dbid, docid, name, rows);
+      if (!rc) {
+        db->txn_vcount[i] += (int64_t)n;
+        db->txn_vcount_dirty = true;
+      }
     }
     json_decref(rows);
   }
-  json_decref(body);
+  json_decref(loaded);
   return rc;
 }
 
@@ -188,7 +255,7 @@ static int param(struct kz_db_req *q, struct kz_db_reply *r, const json_t *body,
     if (kind == P_STR) {
       v = json_stringn(s.p, s.len);
     } else {
-      v = json_loadb(s.p, s.len, JSON_DECODE_ANY, NULL);
+      v = json_loadb(s.p, s.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
       if (!v) {
         snprintf(msg, sizeof msg, "Invalid value for %s: \"%.100s\"", name, s.p);
         kz_db_reply_error(r, 400, kind == P_JSON ? "bad_request" : "query_parse_error", msg);
@@ -381,7 +448,7 @@ static int scan(struct kz_db *db, int64_t dbid, const char *view, const struct b
     if (rc) break;
   }
   if (!rc && s != SQLITE_DONE) rc = KZ_EIO;
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return rc < 0 ? rc : 0;
 }
 
@@ -402,17 +469,17 @@ static int64_t count_before(struct kz_db *db, int64_t dbid, const char *view, co
   sqlite3_bind_blob(st, 3, lo->k.data, (int)lo->k.len, SQLITE_STATIC);
   if (lo->doc) sqlite3_bind_text(st, 4, lo->doc, -1, SQLITE_STATIC);
   int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return n;
 }
 
 static int64_t count_all(struct kz_db *db, int64_t dbid, const char *view) {
-  sqlite3_stmt *st = kz_db_sql(db, "SELECT COUNT(*) FROM vrows WHERE db=? AND view=?");
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT n FROM vcounts WHERE db=? AND view=?");
   if (!st) return 0;
   sqlite3_bind_int64(st, 1, dbid);
   sqlite3_bind_text(st, 2, view, -1, SQLITE_STATIC);
   int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-  sqlite3_finalize(st);
+  kz_db_sql_done(db, st);
   return n;
 }
 
@@ -457,7 +524,7 @@ static int map_row(void *vctx, const char *doc, const char *key, const char *val
     c->skipped++;
     return 0;
   }
-  json_t *k = json_loads(key, JSON_DECODE_ANY, NULL), *val = json_loads(value, JSON_DECODE_ANY, NULL);
+  json_t *k = json_loads(key, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL), *val = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   json_t *row = json_pack("{s:s,s:o?,s:o?}", "id", doc, "key", k, "value", val);
   if (!row) {
     c->err = KZ_ENOMEM;
@@ -527,7 +594,7 @@ static int red_flush(struct red_ctx *c) {
 static int red_row(void *vctx, const char *doc, const char *key, const char *value) {
   (void)doc;
   struct red_ctx *c = vctx;
-  json_t *k = json_loads(key, JSON_DECODE_ANY, NULL);
+  json_t *k = json_loads(key, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
   json_t *g = k ? group_key(c, k) : NULL;
   json_decref(k);
   if (!g) return KZ_ENOMEM;
@@ -550,7 +617,7 @@ static int red_row(void *vctx, const char *doc, const char *key, const char *val
     json_decref(g);
   }
   if (c->kind != KZ_DB_REDUCE_COUNT) {
-    json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+    json_t *v = json_loads(value, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!json_is_number(v)) {
       json_decref(v);
       c->err = KZ_EPROTO; /* _sum/_stats of a non-number: CouchDB's builtin_reduce_error */

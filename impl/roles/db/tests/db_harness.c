@@ -101,7 +101,7 @@ static void conn_on_data(void *arg, struct kz_stream *s, const uint8_t *data, si
     copy_header(m, "Content-Type", r->ctype, sizeof r->ctype);
     copy_header(m, "Location", r->location, sizeof r->location);
     if (!strncmp(r->ctype, "application/json", 16) && r->body.len)
-      r->json = json_loadb((const char *)r->body.data, r->body.len, JSON_DECODE_ANY, NULL);
+      r->json = json_loadb((const char *)r->body.data, r->body.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     c->expect_head = false;
   }
 }

@@ -39,7 +39,7 @@ struct kz_db_cfg {
   /* Stream address to listen on (port 0 picks one: kz_db_addr). */
   struct kz_addr listen;
   /* Relative kz_fs path of the SQLite file; NULL means "kzdb.sqlite".
-   * SQLite also creates "<path>-journal" beside it while it commits. */
+   * SQLite keeps its write-ahead log in "<path>-wal" beside it. */
   const char *path;
   /* Largest request body accepted (413 beyond it); 0 means 64 MiB. */
   uint64_t max_body;
