@@ -44,7 +44,7 @@ int kz_cli_up_restart(const char *state_dir, const char *role, const char *host,
  * Counts are per UAC: on a topology with k sipp-uac hosts each places the
  * case's calls, so uac counts are expected k times over. */
 
-#define SC_PATH 1024
+#define SC_PATH 4096
 #define SC_MAX_EP 32
 #define SC_RTT_MAX 4096
 
@@ -171,7 +171,7 @@ static int cases_dir(char *out, size_t len) { return kz_cli_up_resolve("scenario
 /* The line saying what a case proves: README.md's "Proves: ..." line or
  * its first line that is not a heading. */
 static void case_summary(const char *dir, char *out, size_t len) {
-  char p[SC_PATH + 16], line[1024];
+  char p[SC_PATH + 320], line[1024];
   snprintf(p, sizeof p, "%s/README.md", dir);
   out[0] = 0;
   FILE *f = fopen(p, "r");
@@ -653,7 +653,7 @@ static void real_world(const struct sc_opts *o, const struct sc_case *c, const s
     snprintf(msg, sizeof msg, "%s/uac-%s.msg", out, h);
     if (!stat_counts(stf, &obs->successful, &obs->failed, &obs->out_of_call)) {
       obs->ran = false;
-      snprintf(obs->note, sizeof obs->note, "sipp (uac on %s) wrote no statistics (see %s/uac-%s.log)", h, out, h);
+      snprintf(obs->note, sizeof obs->note, "sipp (uac on %.64s) wrote no statistics (see %.300s/uac-%.64s.log)", h, out, h);
     }
     codes_from_msg(msg, "received", obs->uac_codes);
   }

@@ -667,8 +667,10 @@ static struct up_proc *add_proc(struct up_state *s, int role, const char *host, 
   struct up_proc *p = &s->procs[s->n++];
   memset(p, 0, sizeof *p);
   p->role = role;
-  snprintf(p->host, sizeof p->host, "%s", host);
-  snprintf(p->addr, sizeof p->addr, "%s", addr);
+  if (fmt(p->host, sizeof p->host, "%s", host) || fmt(p->addr, sizeof p->addr, "%s", addr)) {
+    s->n--;
+    return NULL;
+  }
   p->port = port;
   if (fmt(p->conf, sizeof p->conf, "%s/conf/%s-%s.json", s->dir, up_role_names[role], host) ||
       fmt(p->log, sizeof p->log, "%s/logs/%s-%s.log", s->dir, up_role_names[role], host) ||
@@ -1315,7 +1317,7 @@ int kz_cli_logs(int argc, char **argv) {
   qsort(names, n, sizeof names[0], (int (*)(const void *, const void *))strcmp);
   for (size_t i = 0; i < n; i++) {
     char path[UP_PATH + 300];
-    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    if (fmt(path, sizeof path, "%s/%s", dir, names[i])) continue;
     if (n > 1) printf("==> %s <==\n", path);
     cat_file(path);
   }

@@ -185,7 +185,8 @@ START_TEST(test_indexes_and_sort) {
   ck_assert_int_eq(th_req(&T, "DELETE", "/m/_index/w/json/by_weight", NULL)->status, 404);
   ck_assert_int_eq(th_req(&T, "GET", "/m/_design/w", NULL)->status, 404);
   char target[256];
-  snprintf(target, sizeof target, "/m/_index/%s/json/%s", name_ddoc, name_ddoc + 8);
+  ck_assert_int_lt(snprintf(target, sizeof target, "/m/_index/%s/json/%s", name_ddoc, name_ddoc + 8),
+                   (int)sizeof target);
   ck_assert_int_eq(th_req(&T, "DELETE", target, NULL)->status, 200);
   r = th_req(&T, "GET", "/m/_index", NULL);
   ck_assert_int_eq(th_int(r, "total_rows"), 1);
