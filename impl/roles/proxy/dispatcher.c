@@ -21,7 +21,10 @@ static bool parse_server(const char *text, struct kz_addr *addr, enum kz_sip_tra
   else snprintf(buf, sizeof buf, "sip:%s", text);
   if (kz_sip_uri_parse(kz_slice_cstr(buf), &u) != 0) return false;
   if (!px_uri_addr(&u, addr, tp)) return false;
-  snprintf(uri, urilen, "%s", buf);
+  /* Refused rather than cut: a truncated URI would name another host. */
+  size_t n = strlen(buf);
+  if (n >= urilen) return false;
+  memcpy(uri, buf, n + 1);
   return true;
 }
 

@@ -135,6 +135,10 @@ struct px_binding {
   struct px_binding *next;
 };
 
+/* Nonce-count entries of the registrar's digest verifier (see
+ * px_registrar_init). */
+#define PX_NC_SLOTS 65536u
+
 struct px_aor {
   struct kz_proxy *p;
   char *key;               /* "user@realm", lower-cased */
@@ -159,7 +163,7 @@ struct px_pending {
   struct kz_sip_msg *msg;  /* own copy */
   struct kz_addr src;
   enum kz_sip_transport transport;
-  char key[256];           /* "user@realm" of the credentials */
+  char key[300];           /* "user@realm" of the credentials (as the callers' key[300]) */
   uint64_t req_id;
   struct px_pending *prev, *next;
 };
