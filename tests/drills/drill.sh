@@ -4,7 +4,7 @@
 # usage: drill.sh proxy-kill|broker-stop|db-restart
 # Environment: KZ (the kz with up/status/down/scenario: build/.../kzup or kz), KZ_SOURCE_DIR,
 #   KZ_DRILL_DIR (work folder), KZ_DRILL_NET (second octet of the loopback addresses, default 79),
-#   KZ_DRILL_BROKER_PORT (first RabbitMQ port, default 36700).
+#   KZ_DRILL_BROKER_PORT (first RabbitMQ port, default 6700: AMQP and Erlang distribution ports (+20000) stay below the ephemeral range).
 # Each drill checks, in both worlds, that nothing acknowledged is lost:
 #   proxy-kill   kill -9 kz1's proxy while phones register through both proxies: kz2's
 #                keeps serving every REGISTER, and the phones of kz1 re-register on kz2.
@@ -22,7 +22,7 @@ drill=${1:?usage: drill.sh proxy-kill|broker-stop|db-restart}
 src=${KZ_SOURCE_DIR:?}
 kz=${KZ:?}
 net=${KZ_DRILL_NET:-79}
-bport=${KZ_DRILL_BROKER_PORT:-36700}
+bport=${KZ_DRILL_BROKER_PORT:-6700}
 work=${KZ_DRILL_DIR:-$(mktemp -d /tmp/kz-drill-XXXXXX)}/$drill
 topo=$src/scenarios/topologies/two-server-proxy.yaml
 state=$work/state
