@@ -117,6 +117,7 @@ int kz_sim_new(struct kz_sim **out, uint64_t seed) {
   sim->default_cost = (struct kz_sim_cost)KZ_SIM_COST_DEFAULT_INIT;
   sim->log_level = KZ_LOG_INFO;
   kz_buf_init(&sim->line);
+  kz_buf_init(&sim->bin);
   kz_buf_init(&sim->trace_mem);
   *out = sim;
   return 0;

@@ -219,8 +219,19 @@ struct kz_sim {
   FILE *trace_file;
   bool trace_keep;
   struct kz_buf trace_mem;
-  struct kz_buf line; /* scratch for the line being built */
+  struct kz_buf bin;  /* the line being built, canonical form (hashed) */
+  struct kz_buf line; /* the line being built, JSON text (when tr_text) */
   bool line_ok;       /* no allocation failure while building it */
+  bool tr_text;       /* a sink was attached when the line began */
+  bool tr_skip;       /* the line began during teardown: dropped */
+  /* The last addresses formatted for the trace and their text: a run
+   * traces the same few endpoints over and over (trace.c). */
+  struct {
+    struct kz_addr a;
+    uint8_t len;
+    char text[KZ_ADDR_STRLEN];
+  } tr_addr[4];
+  unsigned tr_addr_next; /* round-robin victim */
   bool trace_off;     /* teardown: lines are dropped */
 };
 
@@ -232,7 +243,9 @@ struct sim_cost_row {
 /* ------------------------------------------------------------------ */
 /* Trace line builder (trace.c).  A line is
  *   {"t":<ns>,"ev":"<name>",<fields...>}\n
- * with fields in the order the caller adds them. */
+ * with fields in the order the caller adds them; its binary canonical
+ * form (same fields, same order) is what the trace hash chains, and the
+ * JSON text is only built while a trace file or trace memory is on. */
 
 void kz_sim_tr_begin(struct kz_sim *sim, const char *ev);
 void kz_sim_tr_str(struct kz_sim *sim, const char *key, const char *val);

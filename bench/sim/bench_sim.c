@@ -142,12 +142,14 @@ static int run_case(const struct bench_case *bc, const struct kz_sipp_scenario *
 
 static void usage(void) {
   fprintf(stderr,
-          "usage: kz_bench_sim [--shared DIR] [--out DIR] [--no-write] [--scale PERCENT] [--quick]\n"
+          "usage: kz_bench_sim [--shared DIR] [--out DIR] [--no-write] [--scale PERCENT] [--quick] [--case N]\n"
+          "                    [--repeat N]\n"
           "  Runs SIPp uac.xml against uas.xml in the simulator at %d calls/s with calls of\n"
           "  0.1 s, 10 s and 100 s and prints simulated seconds per wall second and events per\n"
           "  second.  Writes DIR/sim.json and DIR/sim.md (default %s/reports/bench).\n"
           "  --scale shortens every run to PERCENT of its simulated time (for a quick look);\n"
-          "  --quick is --scale 25.\n",
+          "  --quick is --scale 25.  --case N runs only case N (1-3), for profiling; it writes\n"
+          "  nothing.  Each case runs --repeat times (default 3) and the fastest run is reported.\n",
           RATE, KZ_BENCH_SOURCE_DIR);
 }
 
@@ -159,18 +161,28 @@ int main(int argc, char **argv) {
   if (!shared || !*shared) shared = shared_default;
   bool write = true;
   unsigned scale = 100;
+  unsigned only = 0; /* --case: 1-based, 0 = all */
+  unsigned repeat = 3;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--shared") == 0 && i + 1 < argc) shared = argv[++i];
     else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) snprintf(out_dir, sizeof out_dir, "%s", argv[++i]);
     else if (strcmp(argv[i], "--no-write") == 0) write = false;
     else if (strcmp(argv[i], "--scale") == 0 && i + 1 < argc) scale = (unsigned)strtoul(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--quick") == 0) scale = 25; /* ci/bench -- --quick */
+    else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) only = (unsigned)strtoul(argv[++i], NULL, 10);
+    else if (strcmp(argv[i], "--repeat") == 0 && i + 1 < argc) repeat = (unsigned)strtoul(argv[++i], NULL, 10);
     else {
       usage();
       return 2;
     }
   }
   if (scale == 0 || scale > 100) scale = 100;
+  if (repeat == 0) repeat = 1;
+  if (only > NCASES) {
+    usage();
+    return 2;
+  }
+  if (only) write = false; /* a partial table is not a report */
   struct kz_sipp_scenario *uac = load(shared, "sipp__uac.xml"), *uas = load(shared, "sipp__uas.xml");
   if (!uac || !uas) {
     kz_sipp_scenario_free(uac);
@@ -181,29 +193,50 @@ int main(int argc, char **argv) {
   struct result res[NCASES];
   uint32_t sim_s[NCASES];
   printf("SIPp uac.xml -> uas.xml in kz_sim, %d calls/s, full SIP build and parse, default CPU model\n\n", RATE);
-  printf("%-18s %8s %7s %8s %10s %12s %11s %12s %9s %8s\n", "case", "call", "sim s", "wall s", "sim/wall",
-         "events", "events/s", "calls ok", "peak", "rss MB");
+  printf("%-18s %8s %7s %8s %10s %9s %12s %11s %12s %9s %8s\n", "case", "call", "sim s", "wall s", "sim/wall",
+         "sim/cpu", "events", "events/s", "calls ok", "peak", "rss MB");
   for (size_t i = 0; i < NCASES; i++) {
+    if (only && i + 1 != only) continue;
     sim_s[i] = cases[i].sim_s * scale / 100;
     if (sim_s[i] == 0) sim_s[i] = 1;
-    int rc = run_case(&cases[i], uac, uas, sim_s[i], &res[i]);
-    if (rc) {
-      fprintf(stderr, "bench_sim: %s: %s\n", cases[i].name, kz_strerror(rc));
-      kz_sipp_scenario_free(uac);
-      kz_sipp_scenario_free(uas);
-      return 1;
+    /* Best of `repeat` runs: the machine is shared, and a slower run
+     * measures the neighbours, not the simulator.  Every run is the same
+     * simulation (same seed), so only the times differ. */
+    for (unsigned k = 0; k < repeat; k++) {
+      struct result one;
+      int rc = run_case(&cases[i], uac, uas, sim_s[i], &one);
+      if (rc) {
+        fprintf(stderr, "bench_sim: %s: %s\n", cases[i].name, kz_strerror(rc));
+        kz_sipp_scenario_free(uac);
+        kz_sipp_scenario_free(uas);
+        return 1;
+      }
+      if (k == 0 || one.wall_s < res[i].wall_s) res[i] = one;
     }
     const struct result *r = &res[i];
-    printf("%-18s %6.1f s %7.0f %8.3f %9.0fx %12" PRIu64 " %11.0f %12" PRIu64 " %9" PRIu64 " %8.0f\n",
+    printf("%-18s %6.1f s %7.0f %8.3f %9.0fx %8.0fx %12" PRIu64 " %11.0f %12" PRIu64 " %9" PRIu64 " %8.0f\n",
            cases[i].name, cases[i].call_ms / 1000.0, r->sim_ns / 1e9, r->wall_s,
-           (r->sim_ns / 1e9) / r->wall_s, r->events, r->events / r->wall_s, r->calls_ok, r->peak_calls,
-           r->max_rss_kb / 1024.0);
+           (r->sim_ns / 1e9) / r->wall_s, (r->sim_ns / 1e9) / r->cpu_s, r->events, r->events / r->wall_s,
+           r->calls_ok, r->peak_calls, r->max_rss_kb / 1024.0);
     fflush(stdout);
   }
   kz_sipp_scenario_free(uac);
   kz_sipp_scenario_free(uas);
   if (!write) return 0;
 
+  /* The machine is shared: the load next to the numbers says how much
+   * they measure the neighbours. */
+  char loadavg[64] = "?";
+  FILE *la = fopen("/proc/loadavg", "r");
+  if (la) {
+    if (fgets(loadavg, sizeof loadavg, la)) {
+      char *sp = strchr(loadavg, ' ');
+      if (sp) sp = strchr(sp + 1, ' ');
+      if (sp) sp = strchr(sp + 1, ' ');
+      if (sp) *sp = 0; /* the 1, 5 and 15 minute averages */
+    }
+    fclose(la);
+  }
   struct utsname un;
   if (uname(&un) != 0) snprintf(un.machine, sizeof un.machine, "?");
   char path[1200];
@@ -220,17 +253,19 @@ int main(int argc, char **argv) {
   fprintf(j, "{\n  \"bench\": \"sim\",\n  \"what\": \"SIPp uac.xml against uas.xml on two simulated hosts, %d calls/s, "
              "full SIP build and parse, default CPU model and 1 ms links\",\n",
           RATE);
-  fprintf(j, "  \"build\": \"%s\",\n  \"machine\": \"%s\",\n  \"target_sim_per_wall\": 1000,\n  \"cases\": [\n",
-          KZ_BENCH_BUILD, un.machine);
+  fprintf(j, "  \"build\": \"%s\",\n  \"machine\": \"%s\",\n  \"repeat\": %u,\n  \"loadavg\": \"%s\",\n"
+             "  \"target_sim_per_wall\": 1000,\n  \"cases\": [\n",
+          KZ_BENCH_BUILD, un.machine, repeat, loadavg);
   fprintf(m, "# bench/sim — simulator speed\n\n"
              "Generated by `kz_bench_sim` (bench/sim/bench_sim.c); do not edit. SIPp `uac.xml` against `uas.xml` "
              "(the corpus's reference pair) on two simulated hosts, %d calls/s, calls lasting the `<pause/>` "
              "(SIPp's `-d`), every message built from its template and parsed, default CPU model, 1 ms links. "
-             "Build: %s. Each run stops by itself after its simulated time.\n\n",
-          RATE, KZ_BENCH_BUILD);
-  fprintf(m, "| case | call length | simulated s | wall s | simulated s per wall s | events | events per wall s | "
-             "calls ok (uac/uas) | failed | retrans | peak calls | max RSS MB |\n"
-             "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+             "Build: %s. Each run stops by itself after its simulated time; each case is run %u times and "
+             "the fastest is shown (load average when the report was written: %s).\n\n",
+          RATE, KZ_BENCH_BUILD, repeat, loadavg);
+  fprintf(m, "| case | call length | simulated s | wall s | simulated s per wall s | per CPU s | events | "
+             "events per wall s | calls ok (uac/uas) | failed | retrans | peak calls | max RSS MB |\n"
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (size_t i = 0; i < NCASES; i++) {
     const struct result *r = &res[i];
     double ratio = (r->sim_ns / 1e9) / r->wall_s;
@@ -243,9 +278,10 @@ int main(int argc, char **argv) {
             cases[i].name, RATE, cases[i].call_ms, r->sim_ns / 1e9, r->wall_s, r->cpu_s, ratio, r->events,
             r->events / r->wall_s, r->udp, r->calls_ok, r->uas_ok, r->calls_failed, r->retrans, r->peak_calls,
             r->max_rss_kb, i + 1 < NCASES ? "," : "");
-    fprintf(m, "| %s | %.1f s | %.0f | %.3f | **%.0f×** | %" PRIu64 " | %.0f | %" PRIu64 " / %" PRIu64 " | %" PRIu64
-               " | %" PRIu64 " | %" PRIu64 " | %.0f |\n",
-            cases[i].name, cases[i].call_ms / 1000.0, r->sim_ns / 1e9, r->wall_s, ratio, r->events,
+    fprintf(m, "| %s | %.1f s | %.0f | %.3f | **%.0f×** | %.0f× | %" PRIu64 " | %.0f | %" PRIu64 " / %" PRIu64
+               " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %.0f |\n",
+            cases[i].name, cases[i].call_ms / 1000.0, r->sim_ns / 1e9, r->wall_s, ratio,
+            (r->sim_ns / 1e9) / r->cpu_s, r->events,
             r->events / r->wall_s, r->calls_ok, r->uas_ok, r->calls_failed, r->retrans, r->peak_calls,
             r->max_rss_kb / 1024.0);
   }

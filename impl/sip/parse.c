@@ -41,8 +41,12 @@ const char *kz_sip_hdr_name(enum kz_sip_hdr_id id) {
 /* Case-insensitive comparison of n bytes; a (a NUL-terminated name from
  * a table) never matches past its end. */
 static bool caseeq_n(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++)
+  for (size_t i = 0; i < n; i++) {
+    /* Names usually arrive in the table's own case: equal bytes need no
+     * folding.  A NUL in a means its name ended first: no match. */
+    if (a[i] == b[i] && a[i]) continue;
     if (!a[i] || kz_sip_lower(a[i]) != kz_sip_lower(b[i])) return false;
+  }
   return true;
 }
 

@@ -7,6 +7,7 @@
 #include "kz/error.h"
 #include "kz/map.h"
 #include "kz/mem.h"
+#include "kz/prng.h"
 #include "kz/sip_msg.h"
 #include "sipp_int.h"
 
@@ -36,6 +37,7 @@ struct call {
   struct kz_sipp *e;
   char *key;    /* Call-ID used for matching (without a "///" prefix) */
   char *callid; /* Call-ID as written in messages ([call_id]) */
+  size_t callid_len;
   uint64_t number;
   size_t idx;   /* current command */
   struct kz_timer timer;
@@ -90,6 +92,9 @@ struct kz_sipp {
   size_t ncsv;
   bool csv_random;
   char local_ip[KZ_ADDR_STRLEN], remote_ip[KZ_ADDR_STRLEN], media_ip[KZ_ADDR_STRLEN];
+  /* Their lengths and the service's, measured once: expand runs for
+   * every message sent. */
+  size_t local_ip_len, remote_ip_len, media_ip_len, service_len;
   bool done_notified;
   struct kz_buf scratch;
 };
@@ -379,6 +384,7 @@ static struct call *call_new(struct kz_sipp *e, const char *key, const char *cal
   if (e->ncsv) c->field_line = e->csv_random ? (size_t)kz_prng_below(&e->prng, e->ncsv)
                                              : (size_t)((c->number - 1) % e->ncsv);
   if (!(c->key = kz_strdup(key)) || !(c->callid = kz_strdup(callid))) goto fail;
+  c->callid_len = strlen(c->callid);
   if (kz_map_put_str(&e->calls, c->key, c, NULL)) goto fail;
   e->st.calls_created++;
   e->st.calls_current++;
@@ -392,6 +398,34 @@ fail:
 /* ------------------------------------------------------------------ */
 /* Message building                                                    */
 
+/* Decimal text of v written backwards ending at `end`; returns its
+ * first character.  By hand: printf-style formatting was a tenth of a
+ * simulated call (bench/sim). */
+static char *dec_u64(char *end, uint64_t v) {
+  char *p = end;
+  do {
+    *--p = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  return p;
+}
+
+/* Appends the decimal text of v ("%lld"). */
+static int put_i64(struct kz_buf *b, int64_t v) {
+  char num[24];
+  char *end = num + sizeof num;
+  char *p = dec_u64(end, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+  if (v < 0) *--p = '-';
+  return kz_buf_append(b, p, (size_t)(end - p));
+}
+
+static int put_u64(struct kz_buf *b, uint64_t v) {
+  char num[24];
+  char *end = num + sizeof num;
+  char *p = dec_u64(end, v);
+  return kz_buf_append(b, p, (size_t)(end - p));
+}
+
 static int put_last_hdr(struct kz_buf *b, const struct kz_sip_msg *m, const char *name, bool value_only) {
   if (!m) return 0;
   struct kz_slice want = kz_slice_cstr(name);
@@ -402,7 +436,8 @@ static int put_last_hdr(struct kz_buf *b, const struct kz_sip_msg *m, const char
     const struct kz_sip_hdr *h = &m->hdrs[i];
     if (id != KZ_SIP_HDR_OTHER ? h->id != id : !kz_slice_caseeq(h->name, want)) continue;
     if (!first) rc = kz_buf_append_cstr(b, value_only ? ", " : "\r\n");
-    if (!rc && !value_only) rc = kz_buf_printf(b, "%.*s: ", (int)h->name.len, h->name.p);
+    if (!rc && !value_only && (kz_buf_append(b, h->name.p, h->name.len) || kz_buf_append(b, ": ", 2)))
+      rc = KZ_ENOMEM;
     if (!rc) rc = kz_sip_unfold(b, h->value);
     first = false;
   }
@@ -458,34 +493,45 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
       rc = kz_buf_append(out, p, n);
       break;
     }
-    case TC_SERVICE: rc = kz_buf_append_cstr(out, g->service); break;
+    case TC_SERVICE: rc = kz_buf_append(out, g->service, e->service_len); break;
     case TC_REMOTE_IP:
-      if (e->role == KZ_SIPP_UAS) {
+      if (e->role == KZ_SIPP_UAS && c->peer.family == 4) {
+        /* kz_addr_format_ip's "a.b.c.d", without snprintf */
+        char *end = ip + sizeof ip, *p = end;
+        for (int j = 3; j >= 0; j--) {
+          p = dec_u64(p, c->peer.ip[j]);
+          if (j) *--p = '.';
+        }
+        rc = kz_buf_append(out, p, (size_t)(end - p));
+      } else if (e->role == KZ_SIPP_UAS) {
         kz_addr_format_ip(&c->peer, ip, sizeof ip);
         rc = kz_buf_append_cstr(out, ip);
       } else {
-        rc = kz_buf_append_cstr(out, e->remote_ip);
+        rc = kz_buf_append(out, e->remote_ip, e->remote_ip_len);
       }
       break;
     case TC_REMOTE_PORT:
-      rc = kz_buf_printf(out, "%d", (e->role == KZ_SIPP_UAS ? c->peer.port : g->remote.port) + k->offset);
+      rc = put_i64(out, (e->role == KZ_SIPP_UAS ? c->peer.port : g->remote.port) + k->offset);
       break;
-    case TC_LOCAL_IP: rc = kz_buf_append_cstr(out, e->local_ip); break;
-    case TC_LOCAL_IP_TYPE: rc = kz_buf_append_cstr(out, g->local.family == 6 ? "6" : "4"); break;
-    case TC_LOCAL_PORT: rc = kz_buf_printf(out, "%d", g->local.port + k->offset); break;
-    case TC_TRANSPORT: rc = kz_buf_append_cstr(out, "UDP"); break;
-    case TC_MEDIA_IP: rc = kz_buf_append_cstr(out, e->media_ip); break;
-    case TC_MEDIA_IP_TYPE: rc = kz_buf_append_cstr(out, g->media.family == 6 ? "6" : "4"); break;
-    case TC_MEDIA_PORT: rc = kz_buf_printf(out, "%d", g->media.port + k->offset); break;
+    case TC_LOCAL_IP: rc = kz_buf_append(out, e->local_ip, e->local_ip_len); break;
+    case TC_LOCAL_IP_TYPE: rc = kz_buf_append(out, g->local.family == 6 ? "6" : "4", 1); break;
+    case TC_LOCAL_PORT: rc = put_i64(out, g->local.port + k->offset); break;
+    case TC_TRANSPORT: rc = kz_buf_append(out, "UDP", 3); break;
+    case TC_MEDIA_IP: rc = kz_buf_append(out, e->media_ip, e->media_ip_len); break;
+    case TC_MEDIA_IP_TYPE: rc = kz_buf_append(out, g->media.family == 6 ? "6" : "4", 1); break;
+    case TC_MEDIA_PORT: rc = put_i64(out, g->media.port + k->offset); break;
     case TC_AUTO_MEDIA_PORT:
-      rc = kz_buf_printf(out, "%d", (int)(g->media.port + (2 * (c->number - 1)) % 10000) + k->offset);
+      rc = put_i64(out, (int)(g->media.port + (2 * (c->number - 1)) % 10000) + k->offset);
       break;
     case TC_BRANCH:
-      rc = kz_buf_printf(out, "z9hG4bK-%u-%llu-%d", g->pid, (unsigned long long)c->number, ci + k->offset);
+      /* "z9hG4bK-%u-%llu-%d" */
+      if (kz_buf_append(out, "z9hG4bK-", 8) || put_u64(out, g->pid) || kz_buf_append(out, "-", 1) ||
+          put_u64(out, c->number) || kz_buf_append(out, "-", 1) || put_i64(out, ci + k->offset))
+        rc = KZ_ENOMEM;
       break;
-    case TC_CALL_ID: rc = kz_buf_append_cstr(out, c->callid); break;
-    case TC_CALL_NUMBER: rc = kz_buf_printf(out, "%llu", (unsigned long long)c->number); break;
-    case TC_CSEQ: rc = kz_buf_printf(out, "%u", (unsigned)((int64_t)c->cseq + k->offset)); break;
+    case TC_CALL_ID: rc = kz_buf_append(out, c->callid, c->callid_len); break;
+    case TC_CALL_NUMBER: rc = put_u64(out, c->number); break;
+    case TC_CSEQ: rc = put_u64(out, (unsigned)((int64_t)c->cseq + k->offset)); break;
     case TC_LEN:
       len_pos = out->len;
       len_off = k->offset;
@@ -494,8 +540,8 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
     case TC_PEER_TAG_PARAM:
       if (c->peer_tag) rc = kz_buf_printf(out, ";tag=%s", c->peer_tag);
       break;
-    case TC_PID: rc = kz_buf_printf(out, "%u", g->pid); break;
-    case TC_CLOCK_TICK: rc = kz_buf_printf(out, "%llu", (unsigned long long)((now_ns(e) - e->start) / NS_PER_MS)); break;
+    case TC_PID: rc = put_u64(out, g->pid); break;
+    case TC_CLOCK_TICK: rc = put_u64(out, (now_ns(e) - e->start) / NS_PER_MS); break;
     case TC_TIMESTAMP: rc = put_timestamp(out, kz_env_wall(e->env)); break;
     case TC_ROUTES:
       if (c->routes) rc = kz_buf_printf(out, "Route: %s", c->routes);
@@ -513,7 +559,7 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
         rc = kz_buf_append_slice(out, c->last_recv->ruri.raw);
       break;
     case TC_LAST_CSEQ_NUMBER:
-      rc = kz_buf_printf(out, "%d", (int)(c->last_recv ? c->last_recv->cseq.num : 0) + k->offset);
+      rc = put_i64(out, (int)(c->last_recv ? c->last_recv->cseq.num : 0) + k->offset);
       break;
     case TC_FIELD:
       if (e->ncsv && (size_t)k->num < e->csv[c->field_line].nf)
@@ -539,15 +585,23 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
   if (rc) return rc;
   if (len_pos != SIZE_MAX) {
     const char *body = NULL;
-    for (size_t i = 0; i + 4 <= out->len; i++)
-      if (memcmp(out->data + i, "\r\n\r\n", 4) == 0) {
-        body = (const char *)out->data + i + 4;
+    const uint8_t *q = out->data, *qe = out->data + out->len;
+    while (qe - q >= 4 && (q = memchr(q, '\r', (size_t)(qe - q - 3))) != NULL) {
+      if (memcmp(q, "\r\n\r\n", 4) == 0) {
+        body = (const char *)q + 4;
         break;
       }
+      q++;
+    }
     long blen = body ? (long)((const char *)out->data + out->len - body) + len_off : 0;
     if (blen < 0) blen = 0;
-    char num[16];
-    int n = snprintf(num, sizeof num, "%5ld", blen);
+    /* "%5ld": right-aligned in the 5-byte placeholder. */
+    char num[24];
+    char *nend = num + sizeof num;
+    char *d = dec_u64(nend, (uint64_t)blen);
+    while (nend - d < 5) *--d = ' ';
+    int n = (int)(nend - d);
+    memmove(num, d, (size_t)n);
     if (n == 5) memcpy(out->data + len_pos, num, 5);
     else {
       /* Longer than the placeholder: splice. */
@@ -750,9 +804,13 @@ static bool call_send(struct call *c, const struct cmd *cmd) {
     call_end(c, false, KZ_SIPP_FAIL_SEND);
     return false;
   }
-  if (c->last_recv_index >= 0) {
+  if (c->last_recv_index >= 0 && c->last_recv_hash != 0) {
     /* Sent just after a reception: a retransmission of that message
-     * will get this one again (SIPp's recv_retrans_*). */
+     * will get this one again (SIPp's recv_retrans_*).  Only the first
+     * send after it: a later one (the 200 after a 180) must not replace
+     * the pair with a zero hash, or a retransmitted INVITE whose 180 and
+     * 200 were both lost is taken for an unexpected message (SIPp tests
+     * last_recv_hash too). */
     c->rr_hash = c->last_recv_hash;
     c->rr_recv_index = c->last_recv_index;
     c->rr_send_index = ci;
@@ -938,29 +996,11 @@ static void record_routes(struct call *c, const struct kz_sip_msg *m) {
   if (m->ncontacts) set_str(&c->next_url, m->contacts[0].uri.raw);
 }
 
-/* Fingerprint of a received datagram for SIPp's retransmission check.
- * It is only compared with the same call's earlier fingerprints (never
- * traced), so it need not be kz_hash64: this one takes 8 bytes a step,
- * where byte-wise FNV-1a cost ~5% of a simulated call (bench/sim). */
-static uint64_t msg_fingerprint(const uint8_t *p, size_t len) {
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ len;
-  size_t i = 0;
-  for (; i + 8 <= len; i += 8) {
-    uint64_t w;
-    memcpy(&w, p + i, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-  }
-  for (; i < len; i++) h = (h ^ p[i]) * 0x100000001b3ull;
-  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
-  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
-  return h ^ (h >> 31);
-}
-
 static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t *data, size_t len) {
   struct kz_sipp *e = c->e;
   const struct kz_sipp_scenario *sc = e->sc;
-  uint64_t hash = msg_fingerprint(data, len);
+  /* Only compared with this call's earlier fingerprints, never traced. */
+  uint64_t hash = kz_hash64(data, len, 0);
   if (!e->cfg.no_retrans) {
     if (c->rr_recv_index >= 0 && c->rr_hash == hash) {
       e->ms[c->rr_recv_index].recv_retrans++;
@@ -1263,6 +1303,10 @@ int kz_sipp_new(struct kz_sipp **out, struct kz_env *env, const struct kz_sipp_c
   kz_addr_format_ip(&g->local, e->local_ip, sizeof e->local_ip);
   kz_addr_format_ip(&g->remote, e->remote_ip, sizeof e->remote_ip);
   kz_addr_format_ip(&g->media, e->media_ip, sizeof e->media_ip);
+  e->local_ip_len = strlen(e->local_ip);
+  e->remote_ip_len = strlen(e->remote_ip);
+  e->media_ip_len = strlen(e->media_ip);
+  e->service_len = strlen(g->service);
   memcpy(e->st.rtd_name, e->sc->rtd_names, sizeof e->st.rtd_name);
   e->st.nrtd = e->sc->nrtd;
   for (uint32_t i = 0; i < KZ_SIPP_MAX_RTDS; i++) {

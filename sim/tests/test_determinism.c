@@ -10,6 +10,7 @@
 #include "kz/prng.h"
 #include "kz/sim_echo.h"
 #include "kz_test.h"
+#include "trace_rehash.h"
 
 #define MS UINT64_C(1000000)
 
@@ -53,14 +54,12 @@ START_TEST(test_same_seed_same_trace) {
   ck_assert_uint_eq(r1.trace_lines, r2.trace_lines);
   ck_assert_uint_eq(t1.len, t2.len);
   ck_assert_int_eq(memcmp(t1.data, t2.data, t1.len), 0); /* byte-identical */
-  /* The reported hash is the chain over exactly these bytes. */
+  /* The reported hash is the chain over exactly these lines, in their
+   * canonical form, recomputed from the text alone. */
   uint64_t h = 0;
-  for (size_t i = 0; i < t1.len;) {
-    const uint8_t *nl = memchr(t1.data + i, '\n', t1.len - i);
-    size_t n = (size_t)(nl - (t1.data + i)) + 1;
-    h = kz_hash64(t1.data + i, n, h);
-    i += n;
-  }
+  size_t lines = 0;
+  ck_assert(trace_rehash(t1.data, t1.len, &h, &lines));
+  ck_assert_uint_eq(lines, r1.trace_lines);
   ck_assert_uint_eq(h, r1.trace_hash);
   kz_buf_free(&t1);
   kz_buf_free(&t2);
@@ -80,6 +79,42 @@ START_TEST(test_other_seed_other_trace) {
   ck_assert_uint_gt(differing_lines(&t42, &t43), 40);
   kz_buf_free(&t42);
   kz_buf_free(&t43);
+}
+END_TEST
+
+/* The hash covers every event whether or not anybody keeps the text:
+ * with no sink, memory only, file only, it is the same. */
+START_TEST(test_hash_without_sink) {
+  struct kz_sim_echo_cfg cfg = {.seed = 42, .duration_ns = 3000 * MS, .count = 20};
+  struct kz_sim_echo_result bare, mem, file;
+  ck_assert_int_eq(kz_sim_echo_run(&cfg, &bare), 0);
+  struct kz_buf t;
+  kz_buf_init(&t);
+  cfg.trace_out = &t;
+  ck_assert_int_eq(kz_sim_echo_run(&cfg, &mem), 0);
+  cfg.trace_out = NULL;
+  cfg.trace_file = tmpfile();
+  ck_assert_ptr_nonnull(cfg.trace_file);
+  ck_assert_int_eq(kz_sim_echo_run(&cfg, &file), 0);
+  ck_assert_int_gt(ftell(cfg.trace_file), 0);
+  fclose(cfg.trace_file);
+  ck_assert_uint_eq(bare.trace_hash, mem.trace_hash);
+  ck_assert_uint_eq(bare.trace_hash, file.trace_hash);
+  ck_assert_uint_eq(bare.trace_lines, mem.trace_lines);
+  ck_assert_uint_eq(bare.events, mem.events);
+  /* and it is the hash of that text */
+  uint64_t h = 0;
+  size_t lines = 0;
+  ck_assert(trace_rehash(t.data, t.len, &h, &lines));
+  ck_assert_uint_eq(h, bare.trace_hash);
+  ck_assert_uint_eq(lines, bare.trace_lines);
+  /* another seed still gives another hash with no sink */
+  cfg.trace_file = NULL;
+  cfg.seed = 43;
+  struct kz_sim_echo_result other;
+  ck_assert_int_eq(kz_sim_echo_run(&cfg, &other), 0);
+  ck_assert_uint_ne(other.trace_hash, bare.trace_hash);
+  kz_buf_free(&t);
 }
 END_TEST
 
@@ -180,6 +215,7 @@ static Suite *determinism_suite(void) {
   tcase_add_test(tc, test_same_seed_same_trace);
   tcase_add_test(tc, test_other_seed_other_trace);
   tcase_add_test(tc, test_trace_file_matches_memory);
+  tcase_add_test(tc, test_hash_without_sink);
   tc = kz_tcase(s, "faults", 30);
   tcase_add_test(tc, test_faulty_link_same_seed_same_bytes);
   tcase_add_test(tc, test_faulty_link_other_seed_differs);

@@ -25,10 +25,11 @@
  * another's.
  *
  * Output: every event is written as one JSON line to the trace (memory
- * and/or a FILE*) and folded into a 64-bit running hash (kz_hash64
- * chained over the line bytes).  Lines use integers and strings only, no
- * pointers, so the same seed gives byte-identical traces on every run of
- * the same binary.
+ * and/or a FILE*, when attached) and folded into a 64-bit running hash
+ * (kz_hash64 chained over each line's binary canonical form, the same
+ * whether or not the text is kept).  Lines use integers and strings only,
+ * no pointers, so the same seed gives byte-identical traces on every run
+ * of the same binary.
  *
  * Threading: none.  Everything runs on the caller's thread, inside the
  * kz_sim_step / kz_sim_run_* calls. */
@@ -394,8 +395,10 @@ int kz_sim_at(struct kz_sim *sim, uint64_t t_ns, kz_sim_event_fn *fn,
 /* ------------------------------------------------------------------ */
 /* Trace                                                               */
 
-/* The running trace hash: kz_hash64 chained over every trace line so far
- * (including its '\n'), starting from 0. */
+/* The running trace hash: kz_hash64 chained over every trace line so far,
+ * starting from 0, each line in its binary canonical form (its fields in
+ * order; sim/README.md, "Trace").  It covers every event whether or not
+ * a trace file or trace memory is attached, and does not depend on it. */
 uint64_t kz_sim_trace_hash(const struct kz_sim *sim);
 /* Also writes every trace line to `f` from now on (NULL stops).  The
  * simulator does not close it. */

@@ -321,6 +321,47 @@ START_TEST(retransmissions) {
 END_TEST
 
 
+/* Both the 180 and the first 200 are lost (lost="100"; retransmissions
+ * of the 200 are not), so the UAC retransmits its INVITE after the UAS
+ * has sent the 200.  SIPp answers a retransmission of the last received
+ * message with the message sent right after it (the 180), not with an
+ * "unexpected message": the second send must not clear that pair. */
+static const char lossy_answer_uas[] =
+    "<?xml version=\"1.0\"?><scenario name=\"lossy answer uas\">"
+    "<recv request=\"INVITE\"/>"
+    "<send lost=\"100\"><![CDATA[\nSIP/2.0 180 Ringing\n[last_Via:]\n[last_From:]\n[last_To:];tag=[call_number]\n"
+    "[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+    "<pause milliseconds=\"100\"/>"
+    "<send retrans=\"500\" lost=\"100\"><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[call_number]\n"
+    "[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:[local_ip]:[local_port]>\nContent-Length: 0\n]]></send>"
+    "<recv request=\"ACK\"/>"
+    "<recv request=\"BYE\"/>"
+    "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n"
+    "[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+    "</scenario>";
+
+START_TEST(retransmission_after_two_sends) {
+  struct kz_sipp_scenario *uac = load_corpus("corpora/sipp/sipp__uac.xml");
+  if (!uac) return;
+  struct kz_sipp_scenario *uas = load_text(lossy_answer_uas);
+  struct pair p = {.uac = uac, .uas = uas, .seed = 3, .calls = 5, .rate = 10, .run_ns = 10 * SEC};
+  struct result r;
+  run_pair(&p, &r);
+  printf("%s\n", r.screen);
+  ck_assert_uint_eq(r.uas.calls_successful, 5);
+  ck_assert_uint_eq(r.uac.calls_successful, 5);
+  ck_assert_uint_eq(r.uas.calls_failed, 0);
+  ck_assert_uint_eq(r.uas_ms[0].unexpected, 0);
+  ck_assert_uint_eq(r.uas_ms[1].lost, 5);
+  ck_assert_uint_eq(r.uas_ms[3].lost, 5);
+  ck_assert_uint_eq(r.uas_ms[0].recv_retrans, 5); /* the INVITE came again... */
+  ck_assert_uint_eq(r.uas_ms[1].sent_retrans, 5); /* ...and got the 180 again */
+  ck_assert_uint_eq(r.uas_ms[3].sent_retrans, 5); /* the 200's own timer */
+  kz_sipp_scenario_free(uas);
+  kz_sipp_scenario_free(uac);
+}
+END_TEST
+
 /* [fieldN] from a SEQUENTIAL CSV, [cseq], [len], [$var] and ereg across
  * the two engines. */
 START_TEST(injection_and_keywords) {
@@ -364,6 +405,7 @@ int main(void) {
   tcase_add_test(tc, uac_against_486);
   tcase_add_test(tc, register_with_auth);
   tcase_add_test(tc, retransmissions);
+  tcase_add_test(tc, retransmission_after_two_sends);
   tcase_add_test(tc, injection_and_keywords);
   return kz_run_suite(s);
 }
