@@ -25,8 +25,9 @@ static unsigned char lower(unsigned char c) {
 
 static uint64_t key_hash(const struct kz_map *m, const void *key, size_t klen) {
   if (!m->nocase) return kz_hash64(key, klen, m->seed);
-  /* The same function as kz_hash64 over the lowercased key, computed
-   * without a copy so lookups never allocate. */
+  /* FNV-1a over the lowercased key, seeded like kz_hash64, computed
+   * without a copy so lookups never allocate; it only has to agree with
+   * itself (case-insensitive maps never mix with kz_hash64 values). */
   const unsigned char *p = key;
   uint64_t h = 0xcbf29ce484222325ull ^ m->seed;
   for (size_t i = 0; i < klen; i++) {

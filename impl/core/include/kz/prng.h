@@ -32,7 +32,7 @@ void kz_prng_bytes(struct kz_prng *g, void *out, size_t len);
 /* Writes `len` lowercase hex characters (no NUL). */
 void kz_prng_hex(struct kz_prng *g, char *out, size_t len);
 
-/* 64-bit content hash (FNV-1a folded through a splitmix64 finaliser),
+/* 64-bit content hash (XXH64 of the bytes with `seed`, little-endian reads),
  * stable across runs and builds; used for maps and names. */
 uint64_t kz_hash64(const void *data, size_t len, uint64_t seed);
 
