@@ -19,7 +19,7 @@ static const char *unusable(const struct kz_sip_digest_auth *a) {
   /* Values echoed back must be printable in a header. */
   if (kz_sip_digest_has_crlf_(a->realm) || kz_sip_digest_has_crlf_(a->nonce) ||
       kz_sip_digest_has_crlf_(a->opaque))
-    return "challenge value holds a NUL";
+    return "challenge value holds CR, LF or NUL";
   return NULL;
 }
 

@@ -11,9 +11,14 @@
 
 /* A nonce is hex(ts[8] || seq[8] || tag[16]): the issue time in seconds
  * and a per-verifier sequence number, big-endian, then HMAC-SHA256(secret,
- * ts || seq || realm) cut to 128 bits.  The verifier keeps no per-nonce
- * state until a nonce is first used successfully. */
+ * ts || seq || realm) cut to 128 bits.  The top bit of the seq word says
+ * the challenge offered qop=auth; being under the MAC it cannot be
+ * cleared, so an answer without qop to such a challenge (no nonce count,
+ * replayable until the nonce expires) is refused (RFC 7616 §3.4).  The
+ * verifier keeps no per-nonce state until a nonce is first used
+ * successfully. */
 #define NONCE_RAW 32
+#define NONCE_QOP_BIT (1ull << 63)
 #define NONCE_TAG 16
 #define NONCE_HEX (2 * NONCE_RAW)
 #define NC_WAYS 8
@@ -129,7 +134,7 @@ int kz_sip_digest_challenge(struct kz_sip_digest_verifier *v, struct kz_buf *out
   char hex[NONCE_HEX];
   static const char hexd[] = "0123456789abcdef";
   put_be64(raw, now_ns / NS_PER_S);
-  put_be64(raw + 8, v->next_seq++);
+  put_be64(raw + 8, (v->next_seq++ & ~NONCE_QOP_BIT) | (o->qop_auth ? NONCE_QOP_BIT : 0));
   nonce_tag(v, raw, o->realm, raw + 16);
   for (size_t i = 0; i < NONCE_RAW; i++) {
     hex[2 * i] = hexd[raw[i] >> 4];
@@ -252,13 +257,19 @@ int kz_sip_digest_verify(struct kz_sip_digest_verifier *v, const struct kz_sip_d
   if (rc || res->status != KZ_SIP_DIGEST_OK) return rc;
 
   uint64_t ts = get_be64(raw), seq = get_be64(raw + 8), now_s = now_ns / NS_PER_S;
+  bool qop_offered = seq & NONCE_QOP_BIT;
+  seq &= ~NONCE_QOP_BIT;
   if (ts > now_s) return result(res, KZ_SIP_DIGEST_STALE, "nonce is from the future");
   if (now_s - ts >= v->lifetime_s) {
     snprintf(sb, sizeof sb, "%llu", (unsigned long long)(now_s - ts));
     return result(res, KZ_SIP_DIGEST_STALE, "nonce expired (age %s s, lifetime %u s)", sb,
                   (unsigned)v->lifetime_s);
   }
-  if (!cred->qop) return result(res, KZ_SIP_DIGEST_OK, "ok");
+  if (!cred->qop) {
+    if (qop_offered)
+      return result(res, KZ_SIP_DIGEST_MALFORMED, "qop=auth was offered but not used");
+    return result(res, KZ_SIP_DIGEST_OK, "ok");
+  }
 
   /* Nonce-count check (RFC 7616 §3.4): the count must grow per nonce. */
   if (cred->nc == 0) return result(res, KZ_SIP_DIGEST_MALFORMED, "nc must start at 00000001");

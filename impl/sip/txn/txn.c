@@ -352,8 +352,17 @@ static void client_response(struct kz_sip_txn *t, const struct kz_sip_msg *msg,
   if (t->invite) {
     if (!early) {
       /* Completed: a retransmitted final response asks for the ACK again
-       * (§17.1.1.2); it is not the TU's business. */
-      if (st >= 300 && t->ack.len) send_or_fail(t, &t->ack);
+       * (§17.1.1.2); it is not the TU's business.  A 2xx here comes from
+       * another fork after this one's non-2xx: the TU must see it to ACK
+       * it and keep or end that dialog (RFC 6026 §8.4).  It is passed up
+       * with txn == NULL, like a 2xx after the transaction ended, and
+       * leaves the transaction (Timer D) alone. */
+      if (st >= 200 && st < 300) {
+        ev.txn = NULL;
+        emit(t, &ev);
+      } else if (st >= 300 && t->ack.len) {
+        send_or_fail(t, &t->ack);
+      }
       return;
     }
     t->last_status = st;

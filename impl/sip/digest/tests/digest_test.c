@@ -571,6 +571,69 @@ START_TEST(replayed_nc) {
 }
 END_TEST
 
+/* Writes RFC 2069 style credentials (no qop, nc or cnonce) with the
+ * right response for password "pw" into hv. */
+static void answer_no_qop(char *hv, size_t n, struct kz_slice nonce) {
+  struct kz_sip_digest_input in = {.alg = KZ_SIP_DIGEST_SHA256, .username = S("alice"),
+                                   .realm = S("example.com"), .password = S("pw"),
+                                   .nonce = nonce, .method = S("REGISTER"),
+                                   .uri = S("sip:example.com")};
+  char resp[KZ_SIP_DIGEST_HEX_MAX + 1];
+  ck_assert_int_eq(kz_sip_digest_response(&in, resp), 64);
+  snprintf(hv, n,
+           "Digest username=\"alice\", realm=\"example.com\", nonce=\"%.*s\", "
+           "uri=\"sip:example.com\", response=\"%s\", algorithm=SHA-256",
+           (int)nonce.len, nonce.p, resp);
+}
+
+/* RFC 7616 §3.4: when the challenge offered qop, an answer without qop
+ * (no nonce count, so replayable for the nonce's whole life) is refused.
+ * The nonce itself remembers the offer, under its MAC. */
+START_TEST(qop_downgrade) {
+  struct kz_sip_digest_verifier *v = mkv(SECRET, 30, 0, 0);
+  struct kz_buf ch;
+  kz_buf_init(&ch);
+  char why[KZ_SIP_DIGEST_REASON_MAX], hv[512], nonce[65];
+  struct kz_sip_digest_auth p;
+
+  chal(v, &ch, "example.com", KZ_SIP_DIGEST_SHA256, true, T0);
+  ck_assert_int_eq(kz_sip_digest_parse(&p, KZ_SIP_DIGEST_WWW_AUTHENTICATE, kz_buf_slice(&ch)), 0);
+  ck_assert_uint_eq(p.nonce.len, 64);
+  memcpy(nonce, p.nonce.p, 64);
+  nonce[64] = 0;
+  kz_sip_digest_auth_clear(&p);
+  answer_no_qop(hv, sizeof hv, kz_slice_cstr(nonce));
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "pw", T0, why),
+                   KZ_SIP_DIGEST_MALFORMED);
+  ck_assert_str_eq(why, "qop=auth was offered but not used");
+  /* Every time, not only the first. */
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "pw", T0 + NS, why),
+                   KZ_SIP_DIGEST_MALFORMED);
+  /* A wrong password still says so. */
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "nope", T0, why),
+                   KZ_SIP_DIGEST_WRONG_RESPONSE);
+  /* Clearing the "qop offered" bit breaks the MAC. */
+  ck_assert_int_eq(nonce[16], '8');
+  nonce[16] = '0';
+  answer_no_qop(hv, sizeof hv, kz_slice_cstr(nonce));
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "pw", T0, why),
+                   KZ_SIP_DIGEST_BAD_NONCE);
+
+  /* Without the offer, the RFC 2069 form is fine (and repeatable). */
+  chal(v, &ch, "example.com", KZ_SIP_DIGEST_SHA256, false, T0);
+  ck_assert_int_eq(kz_sip_digest_parse(&p, KZ_SIP_DIGEST_WWW_AUTHENTICATE, kz_buf_slice(&ch)), 0);
+  ck_assert_int_eq(p.nonce.p[16], '0');
+  answer_no_qop(hv, sizeof hv, p.nonce);
+  kz_sip_digest_auth_clear(&p);
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "pw", T0, why),
+                   KZ_SIP_DIGEST_OK);
+  ck_assert_int_eq(verify_str(v, kz_slice_cstr(hv), "example.com", "pw", T0, why),
+                   KZ_SIP_DIGEST_OK);
+  kz_buf_free(&ch);
+  kz_sip_digest_verifier_free(v);
+}
+END_TEST
+
 START_TEST(nc_table_overflow) {
   /* 8 slots: one fully associative LRU set. */
   struct kz_sip_digest_verifier *v = mkv(SECRET, 300, 8, 0);
@@ -1004,6 +1067,16 @@ START_TEST(client_nonce_counts) {
   /* Bad arguments. */
   struct kz_sip_digest_answer_opts o = {.challenges = NULL, .nchallenges = 0};
   char reason[KZ_SIP_DIGEST_REASON_MAX];
+  /* A quoted-pair may escape a NUL; the unescaped realm then cannot be
+   * echoed back in a header, and the reason names what is refused. */
+  static const char nul_realm[] = "Digest realm=\"a\\\0b\", nonce=\"n\"";
+  struct kz_slice nul_ch = kz_slice_make(nul_realm, sizeof nul_realm - 1);
+  o = (struct kz_sip_digest_answer_opts){.challenges = &nul_ch, .nchallenges = 1,
+                                         .username = S("u"), .password = S("p"),
+                                         .method = S("INVITE"), .uri = S("sip:x"), .prng = &g};
+  ck_assert_int_eq(kz_sip_digest_answer(&c, &out, &o, reason, sizeof reason), KZ_ENOTSUP);
+  ck_assert_str_eq(reason, "challenge value holds CR, LF or NUL");
+  o = (struct kz_sip_digest_answer_opts){.challenges = NULL, .nchallenges = 0};
   ck_assert_int_eq(kz_sip_digest_answer(&c, &out, &o, reason, sizeof reason), KZ_EINVAL);
   struct kz_slice one = S("Digest realm=r, nonce=n");
   o = (struct kz_sip_digest_answer_opts){.challenges = &one, .nchallenges = 1,
@@ -1120,6 +1193,7 @@ int main(void) {
   tcase_add_test(kz_tcase(s, "nonce_for_other_realm", 10), nonce_for_other_realm);
   tcase_add_test(kz_tcase(s, "wrong_password", 10), wrong_password);
   tcase_add_test(kz_tcase(s, "replayed_nc", 10), replayed_nc);
+  tcase_add_test(kz_tcase(s, "qop_downgrade", 10), qop_downgrade);
   tcase_add_test(kz_tcase(s, "nc_table_overflow", 10), nc_table_overflow);
   tcase_add_test(kz_tcase(s, "verifier_policy", 10), verifier_policy);
   tcase_add_test(kz_tcase(s, "verifier_new_args", 10), verifier_new_args);

@@ -306,6 +306,53 @@ START_TEST(invite_client_2xx) {
 }
 END_TEST
 
+/* RFC 6026 §8.4: a forking proxy may relay one fork's 4xx and then
+ * another fork's 2xx.  The 2xx arriving while the transaction is in
+ * Completed (Timer D running) must reach the TU, which ACKs it and keeps
+ * the dialog; the transaction neither ACKs it nor changes state. */
+START_TEST(invite_client_2xx_while_completed) {
+  struct tu tu;
+  tu_init(&tu, NULL);
+  struct kz_sip_txn *t = client(&tu, "INVITE", KZ_SIP_TRANSPORT_UDP);
+  struct kz_sip_msg *inv = sent_msg(&tu, 0);
+  tu.now = 100 * MS;
+  feed_response(&tu, inv, 486, "fork1", KZ_SIP_TRANSPORT_UDP);
+  ck_assert_int_eq(kz_sip_txn_state(t), KZ_SIP_TXN_COMPLETED);
+  ck_assert_uint_eq(tu.nsent, 2); /* INVITE, ACK for the 486 */
+  ck_assert_uint_eq(tu.nev, 1);
+  uint64_t timer_d = kz_sip_txl_next_expiry(tu.txl);
+  ck_assert_uint_eq(timer_d, 100 * MS + 32000 * MS);
+
+  tu.now = 200 * MS;
+  feed_response(&tu, inv, 200, "fork2", KZ_SIP_TRANSPORT_UDP);
+  ck_assert_uint_eq(tu.nev, 2);
+  ck_assert_int_eq(tu.ev[1].type, KZ_SIP_TXL_EV_RESPONSE);
+  ck_assert_uint_eq(tu.ev[1].status, 200);
+  ck_assert_int_eq(tu.ev[1].method, KZ_SIP_METHOD_INVITE);
+  ck_assert_ptr_null(tu.ev[1].txn); /* as for a 2xx after termination */
+  ck_assert_uint_eq(tu.nsent, 2);   /* the TU ACKs a 2xx, not the transaction */
+  ck_assert_int_eq(kz_sip_txn_state(t), KZ_SIP_TXN_COMPLETED);
+  ck_assert_uint_eq(kz_sip_txl_next_expiry(tu.txl), timer_d);
+
+  /* Its retransmission reaches the TU too; the 486 one is still absorbed. */
+  tu.now = 700 * MS;
+  feed_response(&tu, inv, 200, "fork2", KZ_SIP_TRANSPORT_UDP);
+  ck_assert_uint_eq(tu.nev, 3);
+  ck_assert_int_eq(tu.ev[2].type, KZ_SIP_TXL_EV_RESPONSE);
+  ck_assert_ptr_null(tu.ev[2].txn);
+  feed_response(&tu, inv, 486, "fork1", KZ_SIP_TRANSPORT_UDP);
+  ck_assert_uint_eq(tu.nev, 3);
+  ck_assert_uint_eq(tu.nsent, 3); /* the ACK again */
+
+  run_to(&tu, timer_d);
+  ck_assert_uint_eq(tu.nev, 4);
+  ck_assert_int_eq(tu.ev[3].type, KZ_SIP_TXL_EV_TERMINATED);
+  ck_assert_uint_eq(kz_sip_txl_count(tu.txl), 0);
+  kz_deref(inv);
+  tu_free(&tu);
+}
+END_TEST
+
 START_TEST(invite_client_cancel) {
   struct tu tu;
   tu_init(&tu, NULL);
@@ -1080,6 +1127,7 @@ void txn_tests_txn(Suite *s) {
   tcase_add_test(tc, invite_client_a_b);
   tcase_add_test(tc, invite_client_non2xx_ack_d);
   tcase_add_test(tc, invite_client_2xx);
+  tcase_add_test(tc, invite_client_2xx_while_completed);
   tcase_add_test(tc, invite_client_cancel);
   tcase_add_test(tc, non_invite_client_e_f);
   tcase_add_test(tc, non_invite_client_proceeding_k);

@@ -169,8 +169,8 @@ struct kz_sip_digest_verifier_cfg {
 };
 
 /* A verifier: issues challenges with stateless nonces (timestamp,
- * sequence number and a truncated HMAC-SHA256 under the secret, binding
- * the realm) and checks credentials.  It remembers the highest nonce
+ * sequence number, whether qop was offered, and a truncated HMAC-SHA256
+ * under the secret, binding the realm) and checks credentials.  It remembers the highest nonce
  * count of recently used nonces in a bounded, set-associative LRU table
  * (content-indexed, deterministic).  Give each instance its own secret:
  * nonce-count state is per instance. */
@@ -228,8 +228,10 @@ int kz_sip_digest_check_response(const struct kz_sip_digest_auth *cred,
  * MAC (BAD_NONCE when forged or issued for another realm), the response
  * (WRONG_RESPONSE), the nonce's age (STALE) and, with qop, the nonce
  * count (REPLAY when not above the highest seen; STALE when this nonce's
- * entry was evicted from the table).  Only a fully valid request updates
- * the nonce-count table.  Returns 0 with `res` filled, or the errors of
+ * entry was evicted from the table).  Credentials without qop for a nonce
+ * whose challenge offered qop=auth are MALFORMED (RFC 7616 §3.4: they
+ * carry no nonce count, so could be replayed).  Only a fully valid
+ * request updates the nonce-count table.  Returns 0 with `res` filled, or the errors of
  * kz_sip_digest_check_response. */
 int kz_sip_digest_verify(struct kz_sip_digest_verifier *v,
                          const struct kz_sip_digest_auth *cred,

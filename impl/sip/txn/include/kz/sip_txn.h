@@ -47,17 +47,20 @@
  *
  * Policies (documented choices):
  *  - 100 Trying: when the TU has sent no provisional response to an
- *    INVITE within cfg.trying_delay (200 ms by default; 0 disables), the
- *    layer sends a 100 Trying itself (§17.2.1).  A TU may always send
- *    its own 100 earlier.
+ *    INVITE within cfg.trying_delay (200 ms by default, also when 0;
+ *    UINT64_MAX disables it), the layer sends a 100 Trying itself
+ *    (§17.2.1).  A TU may always send its own 100 earlier.
  *  - 2xx to INVITE follow RFC 3261, not RFC 6026: a server INVITE
  *    transaction terminates when the TU sends a 2xx (the TU core
  *    retransmits the 2xx until the ACK, §13.3.1.4), and a client INVITE
  *    transaction terminates on the first 2xx.  Later 2xx (retransmissions
  *    or other forks) match no transaction and reach the TU as a
- *    KZ_SIP_TXL_EV_RESPONSE with txn == NULL, as §18.1.2 says; likewise
- *    the ACK for a 2xx reaches the TU as KZ_SIP_TXL_EV_REQUEST with
- *    txn == NULL.
+ *    KZ_SIP_TXL_EV_RESPONSE with txn == NULL, as §18.1.2 says.  A 2xx
+ *    from another fork arriving while the transaction is Completed
+ *    (after a non-2xx final response, Timer D running) also reaches the
+ *    TU with txn == NULL (RFC 6026 §8.4); the transaction does not ACK
+ *    it and stays Completed.  Likewise the ACK for a 2xx reaches the TU
+ *    as KZ_SIP_TXL_EV_REQUEST with txn == NULL.
  *  - A client INVITE transaction that got a provisional response waits
  *    in Proceeding without a timer (B guards Calling only): giving up
  *    (CANCEL, proxy Timer C) is the TU's decision.
@@ -89,7 +92,8 @@ enum kz_sip_txl_ev_type {
   KZ_SIP_TXL_EV_REQUEST = 1,
   /* A response for a client transaction (txn), or with txn == NULL a
    * response matching none (a 2xx retransmission or another fork's 2xx
-   * after the INVITE transaction ended).  Retransmitted responses the
+   * after the INVITE transaction ended or while it is Completed after a
+   * non-2xx, RFC 6026 §8.4).  Retransmitted responses the
    * transaction absorbs are not reported. */
   KZ_SIP_TXL_EV_RESPONSE,
   /* Timer B or F fired (client: no final response), or timer H fired
@@ -128,7 +132,7 @@ struct kz_sip_txl_config {
   uint64_t t2;           /* retransmission cap for non-INVITE, 4 s */
   uint64_t t4;           /* max time a message stays in the network, 5 s */
   uint64_t timer_d;      /* client INVITE wait for retransmissions, 32 s (unreliable) */
-  uint64_t trying_delay; /* automatic 100 Trying, 200 ms; UINT64_MAX disables */
+  uint64_t trying_delay; /* automatic 100 Trying, 200 ms (0 too); UINT64_MAX disables */
   uint64_t map_seed;     /* hash seed for the transaction map (from the env's PRNG) */
 };
 
@@ -158,7 +162,8 @@ int kz_sip_txl_recv(struct kz_sip_txl *txl, const struct kz_sip_msg *msg,
 uint64_t kz_sip_txl_next_expiry(const struct kz_sip_txl *txl);
 
 /* Fires every timer whose deadline is <= now (retransmissions, timeouts,
- * terminations), in deadline order, ties in the order they were set. */
+ * terminations), in deadline order, ties in the order of their last
+ * (re)schedule. */
 void kz_sip_txl_handle_expiry(struct kz_sip_txl *txl, uint64_t now);
 
 /* Number of live (not terminated) transactions. */
