@@ -33,14 +33,15 @@
 
 #define VIEWS_VERSION "2"
 
+/* Multi-line statements are parenthesised: one array element each. */
 static const char *const views_schema[] = {
-    "CREATE TABLE IF NOT EXISTS vrows(db INTEGER NOT NULL, view TEXT NOT NULL, k BLOB NOT NULL,"
-    " doc TEXT NOT NULL, n INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-    " PRIMARY KEY(db, view, k, doc, n)) WITHOUT ROWID",
+    ("CREATE TABLE IF NOT EXISTS vrows(db INTEGER NOT NULL, view TEXT NOT NULL, k BLOB NOT NULL,"
+     " doc TEXT NOT NULL, n INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+     " PRIMARY KEY(db, view, k, doc, n)) WITHOUT ROWID"),
     "CREATE INDEX IF NOT EXISTS vrows_by_doc ON vrows(db, doc)",
     "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-    "CREATE TABLE IF NOT EXISTS vcounts(db INTEGER NOT NULL, view TEXT NOT NULL, n INTEGER NOT NULL,"
-    " PRIMARY KEY(db, view)) WITHOUT ROWID",
+    ("CREATE TABLE IF NOT EXISTS vcounts(db INTEGER NOT NULL, view TEXT NOT NULL, n INTEGER NOT NULL,"
+     " PRIMARY KEY(db, view)) WITHOUT ROWID"),
 };
 
 /* "ddoc/view" of native view i into buf. */
