@@ -404,6 +404,10 @@ int kz_file_sync(struct kz_file *f) {
 
 void kz_file_close(struct kz_file *f) {
   if (!f) return;
+  /* A second close would release the driver's file and the handle twice
+   * (a use after free), so it is caught here like the other handles'. */
+  assert(!f->closed && "kz_file_close called twice");
+  f->closed = true;
   struct kz_env *env = f->env;
   if (env->ops->file_close) env->ops->file_close(env->drv, f);
   env->n_files--;

@@ -26,8 +26,10 @@ void kz_prng_seed(struct kz_prng *g, uint64_t seed) {
 }
 
 void kz_prng_derive(struct kz_prng *child, uint64_t seed, const char *name) {
-  size_t len = name ? strlen(name) : 0;
-  kz_prng_seed(child, seed ^ kz_hash64(name, len, 0));
+  /* NULL names the same stream as "" (and never reaches the hash as a
+   * null pointer). */
+  if (!name) name = "";
+  kz_prng_seed(child, seed ^ kz_hash64(name, strlen(name), 0));
 }
 
 void kz_prng_derive_id(struct kz_prng *child, uint64_t seed, uint64_t id) {
@@ -71,8 +73,9 @@ uint64_t kz_prng_range(struct kz_prng *g, uint64_t lo, uint64_t hi) {
 }
 
 int kz_prng_chance_ppm(struct kz_prng *g, uint32_t ppm) {
-  /* Always one draw, whatever ppm is, so changing a probability does not
-   * shift the rest of the stream. */
+  /* The draws taken (one, or more when rejection sampling redraws) do not
+   * depend on ppm, so changing a probability does not shift the rest of
+   * the stream. */
   return kz_prng_below(g, 1000000) < ppm;
 }
 
@@ -147,7 +150,9 @@ static inline uint64_t xxh_merge(uint64_t h, uint64_t v) {
 }
 
 uint64_t kz_hash64(const void *data, size_t len, uint64_t seed) {
-  const uint8_t *p = data;
+  /* (NULL, 0) hashes like empty input; NULL + 0 below would be undefined
+   * (clang's pointer-overflow check reports it). */
+  const uint8_t *p = data ? data : (const void *)"";
   const uint8_t *end = p + len;
   uint64_t h;
   if (len >= 32) {

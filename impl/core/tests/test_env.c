@@ -1,4 +1,5 @@
 /* test_env.c — kz_env timers, randomness, handle life cycles and storage checks, over a fake driver. */
+#include <signal.h>
 #include <string.h>
 
 #include "core_tests.h"
@@ -639,6 +640,22 @@ START_TEST(file_life_cycle) {
 }
 END_TEST
 
+/* A second kz_file_close is caught (like the other handles' closes)
+ * instead of releasing the driver's file twice.  The test holds a
+ * reference of its own so the second call reads live memory. */
+START_TEST(file_double_close_aborts) {
+  struct kz_env env;
+  struct fake_driver d;
+  env_setup(&env, &d);
+  struct kz_file *f = NULL;
+  ck_assert_int_eq(kz_file_open(&env, "f", KZ_FILE_WRITE | KZ_FILE_CREATE, &f), 0);
+  kz_ref(f);
+  kz_file_close(f);
+  ck_assert(f->closed);
+  kz_file_close(f);
+}
+END_TEST
+
 void kz_core_test_env(Suite *s) {
   TCase *tc = kz_tcase(s, "env", 20);
   tcase_add_test(tc, env_init_and_random);
@@ -654,4 +671,5 @@ void kz_core_test_env(Suite *s) {
   tcase_add_test(tc, listener_accept_life_cycle);
   tcase_add_test(tc, fs_path_validation);
   tcase_add_test(tc, file_life_cycle);
+  tcase_add_test_raise_signal(tc, file_double_close_aborts, SIGABRT);
 }

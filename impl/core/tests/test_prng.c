@@ -168,12 +168,24 @@ START_TEST(prng_bytes_hex) {
 }
 END_TEST
 
+/* A NULL name is "" and never reaches the hash as NULL + 0 (undefined;
+ * clang's pointer-overflow check reports it). */
+START_TEST(prng_derive_null_name) {
+  struct kz_prng a, b;
+  kz_prng_derive(&a, 42, NULL);
+  kz_prng_derive(&b, 42, "");
+  ck_assert_mem_eq(a.s, b.s, sizeof(a.s));
+  ck_assert_uint_eq(kz_hash64(NULL, 0, 7), kz_hash64("", 0, 7));
+}
+END_TEST
+
 void kz_core_test_prng(Suite *s) {
   TCase *tc = kz_tcase(s, "prng", 20);
   tcase_add_test(tc, prng_known_outputs);
   tcase_add_test(tc, prng_hash_known);
   tcase_add_test(tc, prng_determinism);
   tcase_add_test(tc, prng_derive);
+  tcase_add_test(tc, prng_derive_null_name);
   tcase_add_test(tc, prng_below_range);
   tcase_add_test(tc, prng_bytes_hex);
 }

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,7 +25,7 @@
 /* ------------------------------------------------------------------ */
 /* Driver objects                                                      */
 
-enum uvh_kind { UVH_UDP, UVH_LISTENER, UVH_STREAM, UVH_FILE };
+enum uvh_kind { UVH_UDP, UVH_LISTENER, UVH_SPARE, UVH_STREAM, UVH_FILE };
 
 /* Common head of every driver-side object.  All live objects sit on the
  * env's list so kz_uv_env_free can close what the user left open. */
@@ -42,10 +43,27 @@ struct uv_udp_impl {
   struct kz_udp *u;
 };
 
+struct uv_spare;
+
 struct uv_lst_impl {
   struct uvh h;
   uv_tcp_t tcp;
   struct kz_listener *l;
+  struct uv_spare *spare; /* NULL only if re-opening it failed */
+  bool paused; /* a connection waits for the spare: see lst_reject */
+};
+
+/* A listener's spare TCP handle, allocated with it, to take a connection
+ * it cannot serve (out of memory, or closed) off libuv's hands and close
+ * it.  libuv stops polling a listener whose callback returns without
+ * uv_accept until uv_accept is called, so skipping one connection would
+ * stall the listener for good and leak its fd.  After each use the
+ * handle closes and is opened again in its close callback. */
+struct uv_spare {
+  struct uvh h;
+  uv_tcp_t tcp;
+  struct uv_lst_impl *li; /* NULL once the listener is closing */
+  bool busy;              /* closing a rejected connection */
 };
 
 struct uv_stream_impl {
@@ -137,10 +155,13 @@ static void uvh_unlink(struct uvh *h) {
 
 /* The last step for every libuv-backed object: libuv is done with the
  * handle, so the memory goes and our reference on the kz handle drops. */
+static bool spare_reopen(struct uv_spare *sp);
+
 static void uvh_closed_cb(uv_handle_t *handle) {
   struct uvh *h = handle->data;
   struct kz_uv_env *e = h->e;
   void *kh = h->kh;
+  if (h->kind == UVH_SPARE && spare_reopen((struct uv_spare *)h)) return;
   if (h->kind == UVH_STREAM) {
     struct uv_stream_impl *si = (struct uv_stream_impl *)h;
     kz_buf_free(&si->pending);
@@ -392,6 +413,9 @@ static int op_udp_send(void *drv, struct kz_udp *u, const struct kz_addr *to,
                        const void *data, size_t len) {
   struct uv_udp_impl *ui = u->impl;
   if (!ui || uv_is_closing(ui->h.handle)) return KZ_ECLOSED;
+  /* No datagram is longer than this, and uv_buf_t counts bytes in an
+   * unsigned int: a longer len would be silently cut. */
+  if (len > 65535) return KZ_EMSGSIZE;
   struct sockaddr_storage ss;
   int rc = addr_to_sa(to, &ss);
   if (rc < 0) return rc;
@@ -495,6 +519,10 @@ static void stream_write_cb(uv_write_t *req, int status) {
     stream_ended(si, kz_uv_err(status));
 }
 
+/* uv_buf_t counts bytes in an unsigned int: longer writes go out as
+ * several buffers. */
+#define UV_BUF_MAX ((size_t)UINT_MAX)
+
 /* Sends bytes now: directly when nothing is queued, the rest as a copied
  * uv_write.  Returns 0 or a KZ_E* code. */
 static int stream_send(struct uv_stream_impl *si, const void *data,
@@ -503,7 +531,9 @@ static int stream_send(struct uv_stream_impl *si, const void *data,
   uv_stream_t *st = (uv_stream_t *)&si->tcp;
   if (len == 0) return 0;
   if (uv_stream_get_write_queue_size(st) == 0) {
-    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)len);
+    /* A partial write (at most UV_BUF_MAX) leaves the rest to uv_write. */
+    uv_buf_t b = uv_buf_init((char *)(uintptr_t)p,
+                             (unsigned)(len < UV_BUF_MAX ? len : UV_BUF_MAX));
     int n = uv_try_write(st, &b, 1);
     if (n >= 0) {
       p += n;
@@ -518,8 +548,20 @@ static int stream_send(struct uv_stream_impl *si, const void *data,
   w->len = len;
   memcpy(w->data, p, len);
   w->req.w.data = w;
-  uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-  int rc = uv_write(&w->req.w, st, &b, 1, stream_write_cb);
+  size_t nbufs = (len + UV_BUF_MAX - 1) / UV_BUF_MAX;
+  uv_buf_t one, *bufs = &one;
+  /* uv_write copies the buffer array, so a long one is freed right
+   * after; nbufs > 1 means more than 4 GiB anyway. */
+  if (nbufs > 1 && !(bufs = kz_calloc(nbufs, sizeof(*bufs)))) {
+    kz_free(w);
+    return KZ_ENOMEM;
+  }
+  for (size_t i = 0; i < nbufs; i++) {
+    size_t off = i * UV_BUF_MAX, n = len - off < UV_BUF_MAX ? len - off : UV_BUF_MAX;
+    bufs[i] = uv_buf_init(w->data + off, (unsigned)n);
+  }
+  int rc = uv_write(&w->req.w, st, bufs, (unsigned)nbufs, stream_write_cb);
+  if (bufs != &one) kz_free(bufs);
   if (rc < 0) {
     kz_free(w);
     return rc == UV_ENOMEM ? KZ_ENOMEM : KZ_ECLOSED;
@@ -630,6 +672,56 @@ static void op_stream_close(void *drv, struct kz_stream *s) {
   stream_finish(si);
 }
 
+static void listen_cb(uv_stream_t *server, int status);
+
+/* Takes the pending connection off the listener into its spare handle
+ * and closes it: the peer sees the connection reset or closed, and the
+ * listener keeps being polled. */
+static void lst_reject(struct uv_lst_impl *li, int why) {
+  struct kz_uv_env *e = li->h.e;
+  struct uv_spare *sp = li->spare;
+  if (!sp || sp->busy) {
+    /* The spare is still closing the previous refused connection: leave
+     * this one pending (libuv pauses the listener meanwhile); the spare's
+     * close callback comes back for it.  Without a spare at all the
+     * listener stays paused: say so. */
+    li->paused = true;
+    if (!sp)
+      kz_log(&e->env, KZ_LOG_ERROR, UV_COMPONENT,
+             "listener has no spare handle left: accepting is stalled");
+    return;
+  }
+  int rc = uv_accept((uv_stream_t *)&li->tcp, (uv_stream_t *)&sp->tcp);
+  /* Whether uv_accept failed or not, the pending fd is gone (closed by
+   * libuv on failure) and the listener is polled again. */
+  if (rc == 0)
+    kz_log(&e->env, KZ_LOG_WARN, UV_COMPONENT,
+           "accept: %s, connection dropped", kz_err_name(why));
+  sp->busy = true;
+  uvh_close(&sp->h);
+}
+
+/* Re-opens a spare whose close completed, for the next refused
+ * connection, and takes up a connection left pending meanwhile.  False
+ * when the spare is to be freed instead (its listener is closing, the
+ * driver is being freed, or the handle cannot be opened again). */
+static bool spare_reopen(struct uv_spare *sp) {
+  struct uv_lst_impl *li = sp->li;
+  struct kz_uv_env *e = sp->h.e;
+  if (!li || e->freeing) return false;
+  if (uv_tcp_init(e->loop, &sp->tcp) < 0) {
+    li->spare = NULL;
+    return false;
+  }
+  sp->tcp.data = &sp->h;
+  sp->busy = false;
+  if (li->paused) {
+    li->paused = false;
+    listen_cb((uv_stream_t *)&li->tcp, 0);
+  }
+  return true;
+}
+
 static void listen_cb(uv_stream_t *server, int status) {
   struct uv_lst_impl *li = server->data;
   struct kz_uv_env *e = li->h.e;
@@ -638,12 +730,10 @@ static void listen_cb(uv_stream_t *server, int status) {
            uv_strerror(status));
     return;
   }
-  int rc;
-  struct uv_stream_impl *si = stream_impl_new(e, &rc);
+  int rc = KZ_ECLOSED;
+  struct uv_stream_impl *si = li->l ? stream_impl_new(e, &rc) : NULL;
   if (!si) {
-    /* Out of memory: the connection stays in libuv's hands (it pauses
-     * this listener until the next uv_accept), which is all we can do. */
-    kz_log(&e->env, KZ_LOG_WARN, UV_COMPONENT, "accept: %s", kz_err_name(rc));
+    lst_reject(li, rc);
     return;
   }
   rc = uv_accept(server, (uv_stream_t *)&si->tcp);
@@ -665,6 +755,18 @@ static void listen_cb(uv_stream_t *server, int status) {
   if (!si->user_closed) stream_start_reading(si);
 }
 
+/* Closes a listener and its spare (which, closing already or not, is
+ * freed once closed since it no longer has a listener). */
+static void lst_close(struct uv_lst_impl *li) {
+  li->l = NULL;
+  if (li->spare) {
+    li->spare->li = NULL;
+    uvh_close(&li->spare->h);
+    li->spare = NULL;
+  }
+  uvh_close(&li->h);
+}
+
 static int op_listen(void *drv, struct kz_listener *l,
                      const struct kz_addr *local) {
   struct kz_uv_env *e = drv;
@@ -672,13 +774,28 @@ static int op_listen(void *drv, struct kz_listener *l,
   int rc = addr_to_sa(local, &ss);
   if (rc < 0) return rc;
   struct uv_lst_impl *li = kz_calloc(1, sizeof(*li));
-  if (!li) return KZ_ENOMEM;
+  struct uv_spare *sp = kz_calloc(1, sizeof(*sp));
+  if (!li || !sp) {
+    kz_free(li);
+    kz_free(sp);
+    return KZ_ENOMEM;
+  }
+  rc = uv_tcp_init(e->loop, &sp->tcp);
+  if (rc < 0) {
+    kz_free(li);
+    kz_free(sp);
+    return kz_uv_err(rc);
+  }
+  uvh_link(e, &sp->h, UVH_SPARE, (uv_handle_t *)&sp->tcp);
   rc = uv_tcp_init(e->loop, &li->tcp);
   if (rc < 0) {
     kz_free(li);
+    uvh_close(&sp->h);
     return kz_uv_err(rc);
   }
   uvh_link(e, &li->h, UVH_LISTENER, (uv_handle_t *)&li->tcp);
+  sp->li = li;
+  li->spare = sp;
   rc = uv_tcp_bind(&li->tcp, (const struct sockaddr *)&ss, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&li->tcp, UV_LISTEN_BACKLOG, listen_cb);
   if (rc == 0) {
@@ -686,7 +803,7 @@ static int op_listen(void *drv, struct kz_listener *l,
     rc = uv_tcp_getsockname(&li->tcp, (struct sockaddr *)&ss, &len);
   }
   if (rc < 0) {
-    uvh_close(&li->h);
+    lst_close(li);
     return kz_uv_err(rc);
   }
   sa_to_addr((const struct sockaddr *)&ss, &l->local);
@@ -699,8 +816,7 @@ static int op_listen(void *drv, struct kz_listener *l,
 static void op_listen_close(void *drv, struct kz_listener *l) {
   struct uv_lst_impl *li = l->impl;
   if (!li) return;
-  li->l = NULL;
-  uvh_close(&li->h);
+  lst_close(li);
 }
 
 /* ------------------------------------------------------------------ */
@@ -712,25 +828,6 @@ static int fs_abs(struct kz_uv_env *e, const char *path, char *out) {
   if (!e->data_dir) return KZ_ENOTSUP;
   int n = snprintf(out, UV_PATH_MAX, "%s/%s", e->data_dir, path);
   return (n < 0 || n >= UV_PATH_MAX) ? KZ_EINVAL : 0;
-}
-
-/* mkdir -p of every directory in `path` from offset `from` on; when
- * `last` is false the final component is a file name and is skipped. */
-static int mkdir_p(const char *path, size_t from, bool last) {
-  char buf[UV_PATH_MAX];
-  size_t n = strlen(path);
-  if (n >= sizeof(buf)) return KZ_EINVAL;
-  memcpy(buf, path, n + 1);
-  for (size_t i = from; i <= n; i++) {
-    if (i < n && buf[i] != '/') continue;
-    if (i == n && !last) break;
-    if (i == 0) continue; /* the root of an absolute path */
-    char c = buf[i];
-    buf[i] = '\0';
-    if (mkdir(buf, 0755) < 0 && errno != EEXIST) return errno_err();
-    buf[i] = c;
-  }
-  return 0;
 }
 
 /* Makes directory-entry changes in `dir` durable. */
@@ -752,6 +849,33 @@ static int fsync_parent(const char *abs) {
   memcpy(dir, abs, n);
   dir[n] = '\0';
   return fsync_dir(dir);
+}
+
+/* mkdir -p of every directory in `path` from offset `from` on; when
+ * `last` is false the final component is a file name and is skipped.
+ * Each directory it creates has its parent synced right away: the file
+ * or rename that needed it is durable only if the whole chain of new
+ * entries is, and kz_file_sync and renames sync only the last one. */
+static int mkdir_p(const char *path, size_t from, bool last) {
+  char buf[UV_PATH_MAX];
+  size_t n = strlen(path);
+  if (n >= sizeof(buf)) return KZ_EINVAL;
+  memcpy(buf, path, n + 1);
+  for (size_t i = from; i <= n; i++) {
+    if (i < n && buf[i] != '/') continue;
+    if (i == n && !last) break;
+    if (i == 0) continue; /* the root of an absolute path */
+    char c = buf[i];
+    buf[i] = '\0';
+    if (mkdir(buf, 0755) < 0) {
+      if (errno != EEXIST) return errno_err();
+    } else {
+      int rc = fsync_parent(buf);
+      if (rc < 0) return rc;
+    }
+    buf[i] = c;
+  }
+  return 0;
 }
 
 static char *parent_dup(const char *abs) {
@@ -1043,8 +1167,12 @@ void kz_uv_env_free(struct kz_uv_env *e) {
     } else {
       if (h->kind == UVH_STREAM) ((struct uv_stream_impl *)h)->user_closed = true;
       if (h->kind == UVH_UDP) ((struct uv_udp_impl *)h)->u = NULL;
-      if (h->kind == UVH_LISTENER) ((struct uv_lst_impl *)h)->l = NULL;
-      uvh_close(h);
+      if (h->kind == UVH_LISTENER) {
+        lst_close((struct uv_lst_impl *)h);
+      } else {
+        if (h->kind == UVH_SPARE) ((struct uv_spare *)h)->li = NULL;
+        uvh_close(h);
+      }
     }
     h = next;
   }

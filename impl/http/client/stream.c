@@ -25,9 +25,11 @@
  *    in the pool (so a follow-up request reuses it).  A destroy inside a
  *    callback only marks the client dead; the handler returns at once and
  *    the outermost leave tears down.
- *  - Resend: only an idempotent request whose reused connection closed
- *    before any response byte (the stale keep-alive race), as Go's
- *    net/http and curl do; a fresh connection failing is an answer. */
+ *  - Resend: only an idempotent request without no_retry whose reused
+ *    connection closed before any response byte (the stale keep-alive
+ *    race), as Go's net/http does (curl resends any method; the curl
+ *    backend sidesteps that with fresh connections); a fresh connection
+ *    failing is an answer. */
 
 struct hc_link {
   struct hc_link *prev, *next;

@@ -102,7 +102,8 @@ struct kz_udp {
 
 /* Binds a datagram socket to `local` (port 0 picks one) and calls
  * on_recv for every datagram.  *out is the caller's until kz_udp_close.
- * Returns 0, KZ_ENOMEM, KZ_EADDRINUSE, KZ_EADDRNOTAVAIL or KZ_EIO. */
+ * Returns 0, KZ_EINVAL, KZ_ENOMEM, KZ_EADDRINUSE, KZ_EADDRNOTAVAIL,
+ * KZ_EIO, or KZ_ENOTSUP when the driver has no datagrams. */
 int kz_udp_bind(struct kz_env *env, const struct kz_addr *local,
                 kz_udp_recv_fn *on_recv, void *arg, struct kz_udp **out);
 /* Sends one datagram (the bytes are copied).  Delivery is best effort.
@@ -163,14 +164,16 @@ struct kz_listener {
 /* Listens on `local` (port 0 picks one).  Each accepted stream is handed
  * to on_accept already open; the callee must set its callbacks with
  * kz_stream_set_cbs and owns the stream (ends it with kz_stream_close).
- * Returns 0, KZ_ENOMEM, KZ_EADDRINUSE, KZ_EADDRNOTAVAIL or KZ_EIO. */
+ * Returns 0, KZ_EINVAL, KZ_ENOMEM, KZ_EADDRINUSE, KZ_EADDRNOTAVAIL,
+ * KZ_EIO, or KZ_ENOTSUP when the driver cannot listen. */
 int kz_stream_listen(struct kz_env *env, const struct kz_addr *local,
                      kz_accept_fn *on_accept, void *arg,
                      struct kz_listener **out);
 void kz_listener_close(struct kz_listener *l);
 
 /* Starts connecting to `remote`.  Returns 0 (the outcome comes through
- * on_connect or on_close), KZ_ENOMEM or KZ_EINVAL. */
+ * on_connect or on_close), KZ_ENOMEM, KZ_EINVAL, or KZ_ENOTSUP when the
+ * driver cannot make streams. */
 int kz_stream_connect(struct kz_env *env, const struct kz_addr *remote,
                       const struct kz_stream_cbs *cbs, void *arg,
                       struct kz_stream **out);
@@ -203,12 +206,13 @@ struct kz_file {
   struct kz_env *env;
   void *impl;
   int flags;
+  bool closed; /* set by kz_file_close, which asserts it is called once */
 };
 
 /* True when `path` is acceptable as described above. */
 bool kz_fs_path_valid(const char *path);
 /* Returns 0, KZ_EINVAL (bad path or flags), KZ_ENOENT, KZ_EEXIST,
- * KZ_ENOMEM or KZ_EIO. */
+ * KZ_ENOMEM, KZ_EIO, or KZ_ENOTSUP when the driver has no storage. */
 int kz_file_open(struct kz_env *env, const char *path, int flags,
                  struct kz_file **out);
 /* Reads up to len bytes at off; *nread is short only at end of file.
@@ -223,11 +227,15 @@ int kz_file_size(struct kz_file *f, uint64_t *size);
 int kz_file_truncate(struct kz_file *f, uint64_t size);
 /* Makes everything written so far durable.  Returns 0 or KZ_EIO. */
 int kz_file_sync(struct kz_file *f);
+/* Closes and releases the file, once (a second close asserts).  NULL is
+ * a no-op. */
 void kz_file_close(struct kz_file *f);
-/* Each returns 0, KZ_EINVAL, KZ_ENOENT or KZ_EIO. */
+/* Each returns 0, KZ_EINVAL, KZ_ENOENT, KZ_EIO, or KZ_ENOTSUP when the
+ * driver has no storage. */
 int kz_fs_rename(struct kz_env *env, const char *from, const char *to);
 int kz_fs_remove(struct kz_env *env, const char *path);
-/* Returns 0 and sets *exists; KZ_EINVAL for a bad path. */
+/* Returns 0 and sets *exists; KZ_EINVAL for a bad path, KZ_ENOTSUP when
+ * the driver has no storage. */
 int kz_fs_exists(struct kz_env *env, const char *path, bool *exists);
 
 /* ------------------------------------------------------------------ */

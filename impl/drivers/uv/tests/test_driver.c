@@ -1,8 +1,11 @@
 /* test_driver.c — kz_uv driver tests: timers, UDP, streams, files and handle life cycles on real loopback sockets. */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "kz/error.h"
 #include "kz/mem.h"
@@ -260,6 +263,11 @@ START_TEST(udp_send_and_receive) {
   /* Datagrams over the IP limit are refused, not truncated. */
   static const uint8_t big[70000];
   ck_assert_int_eq(kz_udp_send(a, &b->local, big, sizeof(big)), KZ_EMSGSIZE);
+  /* A length that does not fit uv_buf_t's unsigned int is refused before
+   * anything reads the bytes: cut to 32 bits it would send 1 byte. */
+  ck_assert_int_eq(kz_udp_send(a, &b->local, "x", (size_t)UINT_MAX + 2), KZ_EMSGSIZE);
+  tloop_run_until(&t, NULL, NULL, 20);
+  ck_assert_int_eq(rb.n, 1);
   /* A burst is delivered in full (loopback does not drop 200 small
    * datagrams) and in order. */
   rb.reply = false;
@@ -406,6 +414,52 @@ START_TEST(stream_connect_refused) {
   /* Port 0 is not a destination. */
   struct kz_stream *s = NULL;
   ck_assert_int_eq(kz_stream_connect(te.env, &any, &side_cbs, &c, &s), KZ_EINVAL);
+  tenv_close(&te);
+  tloop_close(&t);
+}
+END_TEST
+
+/* A connection the driver cannot take (allocation fails) is accepted
+ * into the listener's spare handle and closed: libuv would otherwise stop
+ * polling the listener for good and keep the fd.  Two connections at once
+ * also cover the one that waits for the spare to be reopened. */
+START_TEST(stream_listener_survives_accept_allocation_failure) {
+  struct tloop t;
+  struct tenv te;
+  tloop_open(&t);
+  tenv_open(&te, &t, "tcp", 1, NULL);
+  struct acceptor acc = {.side.close_on_end = true};
+  struct kz_listener *l = NULL;
+  struct kz_addr any = loopback(0);
+  ck_assert_int_eq(kz_stream_listen(te.env, &any, acceptor_on_accept, &acc, &l), 0);
+  struct side c1 = {.close_on_end = true}, c2 = {.close_on_end = true};
+  ck_assert_int_eq(kz_stream_connect(te.env, &l->local, &side_cbs, &c1, &c1.s), 0);
+  ck_assert_int_eq(kz_stream_connect(te.env, &l->local, &side_cbs, &c2, &c2.s), 0);
+  /* Clients need no allocation from here on; the server's accept does. */
+  kz_mem_fail_after(0);
+  bool both = tloop_run_until(&t, side_closed, &c1, 3000) &&
+              tloop_run_until(&t, side_closed, &c2, 3000);
+  kz_mem_fail_after(-1);
+  ck_assert(both);
+  ck_assert_int_eq(acc.accepts, 0);
+  ck_assert(c1.status == 0 || c1.status == KZ_ECONNRESET);
+  ck_assert(c2.status == 0 || c2.status == KZ_ECONNRESET);
+  ck_assert_ptr_null(c1.s);
+  ck_assert_ptr_null(c2.s);
+  /* The listener still accepts. */
+  struct side c3 = {0};
+  ck_assert_int_eq(kz_stream_connect(te.env, &l->local, &side_cbs, &c3, &c3.s), 0);
+  ck_assert(tloop_run_until(&t, acc_accepted, &acc, 3000));
+  ck_assert_int_eq(acc.accepts, 1);
+  ck_assert_int_eq(kz_stream_write(c3.s, "hi", 2), 0);
+  for (int i = 0; i < 300 && acc.side.rx.len < 2; i++) tloop_run_until(&t, NULL, NULL, 10);
+  ck_assert_uint_eq(acc.side.rx.len, 2);
+  kz_stream_close(c3.s);
+  ck_assert(tloop_run_until(&t, side_closed, &acc.side, 3000));
+  kz_listener_close(l);
+  kz_buf_free(&acc.side.rx);
+  tloop_run_until(&t, NULL, NULL, 10);
+  ck_assert_uint_eq(kz_uv_env_live_handles(te.uv), 1);
   tenv_close(&te);
   tloop_close(&t);
 }
@@ -764,6 +818,66 @@ START_TEST(files_write_sync_read_rename_remove) {
 }
 END_TEST
 
+/* The fsyncs the driver makes, recorded by interposing fsync(2) in this
+ * test program (kz_uv is linked into it statically): which directory
+ * entries are made durable cannot be observed otherwise. */
+static struct {
+  bool on;
+  int n;
+  char path[16][512];
+} fsyncs;
+
+int fsync(int fd) {
+  if (fsyncs.on && fsyncs.n < 16) {
+    char link[64];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t k = readlink(link, fsyncs.path[fsyncs.n], sizeof(fsyncs.path[0]) - 1);
+    if (k >= 0) fsyncs.path[fsyncs.n++][k] = '\0';
+  }
+  return (int)syscall(SYS_fsync, fd);
+}
+
+static void fsyncs_expect(const char *root, const char *const *rel, int n) {
+  ck_assert_int_eq(fsyncs.n, n);
+  for (int i = 0; i < n; i++) {
+    char want[512];
+    snprintf(want, sizeof(want), "%s%s", root, rel[i]);
+    ck_assert_str_eq(fsyncs.path[i], want);
+  }
+  fsyncs.n = 0;
+}
+
+/* Directories made for a created file or a rename target are durable
+ * too: the parent of each new one is synced, not only the last one. */
+START_TEST(files_new_directories_are_synced) {
+  char tmp[64], data[96], root[PATH_MAX];
+  tmpdir_make(tmp, sizeof(tmp));
+  snprintf(data, sizeof(data), "%s/data", tmp);
+  struct tloop t;
+  struct tenv te;
+  tloop_open(&t);
+  tenv_open(&te, &t, "fs", 1, data);
+  ck_assert_ptr_nonnull(realpath(data, root));
+  struct kz_file *f = NULL;
+  fsyncs.on = true;
+  ck_assert_int_eq(kz_file_open(te.env, "n1/n2/f", KZ_FILE_WRITE | KZ_FILE_CREATE, &f), 0);
+  fsyncs_expect(root, (const char *const[]){"", "/n1"}, 2);
+  ck_assert_int_eq(kz_file_write(f, 0, "x", 1), 0);
+  ck_assert_int_eq(kz_file_sync(f), 0);
+  fsyncs_expect(root, (const char *const[]){"/n1/n2/f", "/n1/n2"}, 2);
+  kz_file_close(f);
+  ck_assert_int_eq(kz_fs_rename(te.env, "n1/n2/f", "m1/m2/g"), 0);
+  fsyncs_expect(root, (const char *const[]){"", "/m1", "/m1/m2", "/n1/n2"}, 4);
+  /* Existing directories cost nothing more. */
+  ck_assert_int_eq(kz_fs_rename(te.env, "m1/m2/g", "m1/m2/h"), 0);
+  fsyncs_expect(root, (const char *const[]){"/m1/m2"}, 1);
+  fsyncs.on = false;
+  tenv_close(&te);
+  tloop_close(&t);
+  tmpdir_remove(tmp);
+}
+END_TEST
+
 START_TEST(files_without_data_dir) {
   struct tloop t;
   struct tenv te;
@@ -800,7 +914,8 @@ START_TEST(env_free_closes_what_is_left) {
   struct side c = {0};
   ck_assert_int_eq(kz_stream_connect(te.env, &l->local, &side_cbs, &c, &c.s), 0);
   ck_assert_int_eq(kz_stream_write(c.s, "abc", 3), 0);
-  ck_assert_uint_eq(kz_uv_env_live_handles(te.uv), 4);
+  /* The timer, the socket, the listener and its spare, the stream. */
+  ck_assert_uint_eq(kz_uv_env_live_handles(te.uv), 5);
   /* The user closes everything at once and frees the driver without
    * running the loop in between: the driver's close callbacks still
    * release every byte once the loop runs. */
@@ -828,6 +943,7 @@ void add_driver_tests(Suite *s) {
   tc = kz_tcase(s, "streams", 20);
   tcase_add_test(tc, stream_connect_refused);
   tcase_add_test(tc, stream_echo_both_ways_and_orderly_close);
+  tcase_add_test(tc, stream_listener_survives_accept_allocation_failure);
   tcase_add_test(tc, stream_close_with_pending_writes_delivers_everything);
   tcase_add_test(tc, stream_closed_while_data_in_flight);
   tcase_add_test(tc, udp_and_streams_over_ipv6_loopback);
@@ -835,4 +951,5 @@ void add_driver_tests(Suite *s) {
   tc = kz_tcase(s, "files", 10);
   tcase_add_test(tc, files_write_sync_read_rename_remove);
   tcase_add_test(tc, files_without_data_dir);
+  tcase_add_test(tc, files_new_directories_are_synced);
 }

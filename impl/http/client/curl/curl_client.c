@@ -391,6 +391,18 @@ static int setup(struct cclient *c, struct kz_http_call *call, const struct kz_h
   }
   long age = (long)(c->cfg.idle_timeout_ns / UINT64_C(1000000000));
   SET(CURLOPT_MAXAGE_CONN, age > 0 ? age : 1L);
+  /* curl resends a request, whatever its method, when a reused
+   * connection closes before any response byte, and has no option to
+   * stop that.  A request that may not be resent (not idempotent, or
+   * no_retry) therefore goes on a connection of its own, where curl never
+   * resends: a _bulk_docs or CDR POST is never written twice.  That
+   * connection is closed afterwards rather than pooled, so it does not
+   * push the idle keep-alive connections of other requests out of the
+   * pool (max_conns_per_host). */
+  if (req->no_retry || !kz_http_client_method_idempotent(req->method)) {
+    SET(CURLOPT_FRESH_CONNECT, 1L);
+    SET(CURLOPT_FORBID_REUSE, 1L);
+  }
   const char *m = req->method;
   if (is_method(m, "HEAD")) {
     SET(CURLOPT_NOBODY, 1L);

@@ -180,6 +180,58 @@ START_TEST(server_closes_early) {
 }
 END_TEST
 
+/* Counts the requests the server saw for `target`. */
+static int seen(const struct th *t, const char *target) {
+  int n = 0;
+  for (size_t i = 0; i < tsrv_nreqs(t->srv); i++) n += !strcmp(tsrv_req(t->srv, i)->target, target);
+  return n;
+}
+
+/* A request that may not be resent (POST; GET with no_retry) following a
+ * response on a kept-alive connection the server drops as the next
+ * request arrives: it reaches the server exactly once.  The stream
+ * backend sends it on the kept-alive connection and reports the reset;
+ * the curl backend (curl itself would resend any method on a dead reused
+ * connection) gives it a connection of its own, so it is answered. */
+START_TEST(non_idempotent_never_resent) {
+  struct th t;
+  th_open(&t, _i, NULL);
+  struct th_res r = {0};
+  for (int i = 0; i < 2; i++) {
+    const char *target = i ? "/echo/noretry" : "/echo/post";
+    th_do(&t, &r, "GET", "/close-next", NULL, 0, 0);
+    ck_assert_int_eq(r.rc, 200);
+    uint64_t kept = tsrv_req(t.srv, tsrv_nreqs(t.srv) - 1)->conn;
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", t.base, target);
+    th_res_free(&r);
+    memset(&r, 0, sizeof(r));
+    r.t = &t;
+    struct kz_http_client_req req = {.method = i ? "GET" : "POST", .url = url, .body = "p",
+                                     .body_len = i ? 0 : 1, .no_retry = i == 1};
+    ck_assert_int_eq(kz_http_client_request(t.client, &req, th_res_cb, &r, NULL), 0);
+    ck_assert(th_run(&t, th_res_done, &r, 10000));
+    ck_assert_int_eq(r.calls, 1);
+    /* Let a resend, if any, reach the server. */
+    th_run(&t, NULL, NULL, 50);
+    ck_assert_msg(seen(&t, target) == 1, "%s seen %d times (%s)", target, seen(&t, target),
+                  th_kind_name(t.kind));
+    const struct tsrv_req *q = tsrv_req(t.srv, tsrv_nreqs(t.srv) - 1);
+    ck_assert_str_eq(q->target, target);
+    if (t.kind == TH_CURL_UV) {
+      ck_assert_int_eq(r.rc, 200);
+      ck_assert_uint_ne(q->conn, kept);
+    } else {
+      ck_assert_msg(r.rc == KZ_ECONNRESET, "got %s", kz_err_name(r.rc));
+      ck_assert_uint_eq(q->conn, kept);
+      ck_assert_uint_eq(kz_http_client_stream_stats(t.client)->retries, 0);
+    }
+  }
+  th_res_free(&r);
+  th_close(&t);
+}
+END_TEST
+
 START_TEST(timeouts) {
   struct th t;
   th_open(&t, _i, NULL);
@@ -267,10 +319,16 @@ START_TEST(many_concurrent_requests) {
     assert_body(&r[i], path[i]);
     th_res_free(&r[i]);
   }
-  /* The pool bound held and connections were reused. */
+  /* The pool bound held and connections were reused.  curl gives each
+   * POST a connection of its own, closed after it (a POST is never resent
+   * on a reused connection), which at the bound may first close an idle
+   * one; the server notices closes a loop turn late, so it may see a few
+   * more open at once. */
   const struct tsrv_stats *ss = tsrv_stats(t.srv);
-  ck_assert_uint_le(ss->max_open, 4);
-  ck_assert_uint_le(ss->accepted, 8);
+  bool curl = t.kind == TH_CURL_UV;
+  ck_assert_msg(ss->max_open <= (curl ? 8u : 4u), "max_open %" PRIu64 " accepted %" PRIu64 " (%s)",
+                ss->max_open, ss->accepted, th_kind_name(t.kind));
+  ck_assert_uint_le(ss->accepted, curl ? 8 + 2 * (NCONC / 3) : 8);
   ck_assert_uint_eq(ss->requests, NCONC);
   free(r);
   th_close(&t);
@@ -373,6 +431,7 @@ void add_contract_tests(Suite *s) {
   tcase_add_loop_test(tc, chunked_and_until_close_responses, 0, TH_KINDS);
   tcase_add_loop_test(tc, keep_alive_reuse, 0, TH_KINDS);
   tcase_add_loop_test(tc, server_closes_early, 0, TH_KINDS);
+  tcase_add_loop_test(tc, non_idempotent_never_resent, 0, TH_KINDS);
   tcase_add_loop_test(tc, timeouts, 0, TH_KINDS);
   tcase_add_loop_test(tc, connection_refused, 0, TH_KINDS);
   tcase_add_loop_test(tc, large_bodies, 0, TH_KINDS);

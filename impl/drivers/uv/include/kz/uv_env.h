@@ -65,7 +65,9 @@ void kz_uv_env_set_log_sink(struct kz_uv_env *e, kz_uv_log_fn *fn, void *arg);
 void kz_uv_env_set_close_timeout(struct kz_uv_env *e, uint64_t timeout_ns);
 
 /* Number of libuv handles (and open files) the driver holds right now,
- * its own timer included; for tests and leak invariants. */
+ * its own timer included (a listener holds two: its socket and a spare
+ * for refusing connections it cannot take); for tests and leak
+ * invariants. */
 size_t kz_uv_env_live_handles(const struct kz_uv_env *e);
 
 /* Maps a libuv error (a negative UV_E* code, which is -errno on Unix) to

@@ -24,7 +24,21 @@
  *    the client.
  *  - Only http:// URLs.  Redirects are not followed; 1xx responses are
  *    skipped; every other status (4xx and 5xx included) is a response,
- *    not an error. */
+ *    not an error.
+ *  - A request is written to the server at most once unless it may be
+ *    resent: an idempotent method (kz_http_client_method_idempotent)
+ *    without no_retry.  Only such a request is ever resent, and only after
+ *    a reused keep-alive connection closed before any response byte.
+ *    The stream backend sends other requests on reused connections too
+ *    and reports KZ_ECONNRESET if such a connection dies; the curl backend
+ *    gives them a new connection of their own.
+ *  - Host names: IP literals and "localhost" always work.  Other names
+ *    differ by backend: the stream backend looks them up synchronously
+ *    with cfg.resolve, and kz_http_client_request returns KZ_ENOTSUP when
+ *    there is no resolver or it does not know the name (cb never called);
+ *    the curl backend resolves through the system, and a name that does
+ *    not resolve completes later through cb with KZ_EHOSTUNREACH.  Role
+ *    code must handle both. */
 
 struct kz_http_client;
 struct kz_http_call; /* one request in flight; handle for cancel */
@@ -69,7 +83,8 @@ struct kz_http_client_resp {
  *   KZ_ECONNREFUSED  nobody listens at the address;
  *   KZ_ETIMEDOUT     the request's deadline passed (or connect timed out);
  *   KZ_ECONNRESET    the connection ended before a whole response came;
- *   KZ_EHOSTUNREACH  the address cannot be reached;
+ *   KZ_EHOSTUNREACH  the address cannot be reached (curl backend: or the
+ *                    host name does not resolve);
  *   KZ_EPROTO        the response was not valid HTTP/1.1;
  *   KZ_EMSGSIZE      the response exceeded the body limit;
  *   KZ_ENOMEM, KZ_EIO others. */
@@ -90,10 +105,12 @@ struct kz_http_client {
 };
 
 /* Starts a request.  On success returns 0 and, when `out` is not NULL,
- * sets *out to the call's handle, valid until its callback returns or it
- * is cancelled.  Returns KZ_EINVAL (bad method, URL, header, or a
- * missing callback), KZ_ENOTSUP (not http://, or a host name the backend
- * cannot resolve) or KZ_ENOMEM; cb is then never called. */
+ * sets *out to the call's handle, valid until its callback is called (the
+ * handle is freed before the callback runs: do not cancel it from there)
+ * or it is cancelled.  Returns KZ_EINVAL (bad method, URL, header, or a
+ * missing callback), KZ_ENOTSUP (not http://, or, stream backend only, a
+ * host name it cannot resolve: see above), KZ_ECLOSED (the client is
+ * being destroyed) or KZ_ENOMEM; cb is then never called. */
 int kz_http_client_request(struct kz_http_client *c, const struct kz_http_client_req *req,
                            kz_http_client_done_fn *cb, void *arg, struct kz_http_call **out);
 
@@ -160,7 +177,8 @@ struct kz_http_client_cfg {
   /* Times a request may be resent after a reused keep-alive connection
    * closed before any response byte (the stale-connection race; only
    * idempotent methods, never after a fresh connection failed): 0 means 1.
-   * Use the request's no_retry to forbid it. */
+   * Use the request's no_retry to forbid it.  The curl backend always
+   * allows one resend (curl's own rule) whatever this says. */
   unsigned max_retries;
   /* Host names other than IP literals and "localhost" go through this;
    * NULL makes them KZ_ENOTSUP. */

@@ -18,9 +18,15 @@
  * (CURLMOPT_MAX_HOST_CONNECTIONS), default_timeout_ns (CURLOPT_TIMEOUT_MS),
  * idle_timeout_ns (CURLOPT_MAXAGE_CONN, whole seconds), max_body,
  * user_agent.  resolve and max_retries are ignored: curl resolves names
- * itself (an unknown name fails later with KZ_EHOSTUNREACH) and resends a
- * request once when a reused connection turns out dead, whatever the
- * method, as curl always does.
+ * itself (an unknown name fails later, through the callback, with
+ * KZ_EHOSTUNREACH, where the stream backend returns KZ_ENOTSUP at once)
+ * and resends a request once when a reused connection turns out dead,
+ * whatever the method, as curl always does.  So that a request which may
+ * not be resent (not idempotent, or no_retry) is never written twice, it
+ * is sent on a new connection (CURLOPT_FRESH_CONNECT), where curl does
+ * not resend, and closed after it (CURLOPT_FORBID_REUSE).  At the
+ * max_conns_per_host bound that new connection first closes an idle
+ * one.
  *
  * Callbacks run on the loop's thread, from libuv callbacks. */
 
