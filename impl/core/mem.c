@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,13 +44,15 @@ static union kz_mem_hdr *hdr_of(const void *p) {
   return (union kz_mem_hdr *)((char *)(uintptr_t)p - sizeof(union kz_mem_hdr));
 }
 
-static void *block_alloc(size_t size, uint32_t magic) {
+static void *block_alloc(size_t size, uint32_t magic, bool zero) {
   if (size > SIZE_MAX - sizeof(union kz_mem_hdr)) return NULL;
   if (kz_mem_should_fail()) return NULL;
-  union kz_mem_hdr *hd = calloc(1, sizeof(*hd) + size);
+  union kz_mem_hdr *hd = zero ? calloc(1, sizeof(*hd) + size) : malloc(sizeof(*hd) + size);
   if (!hd) return NULL;
   hd->h.size = size;
   hd->h.magic = magic;
+  hd->h.refs = 0;
+  hd->h.dtor = NULL;
   atomic_fetch_add(&kz_mem_stat_live_blocks, 1);
   atomic_fetch_add(&kz_mem_stat_alloc_count, 1);
   return hd + 1;
@@ -61,11 +64,11 @@ static void block_free(union kz_mem_hdr *hd) {
   free(hd);
 }
 
-void *kz_malloc(size_t size) { return block_alloc(size, KZ_MEM_MAGIC_PLAIN); }
+void *kz_malloc(size_t size) { return block_alloc(size, KZ_MEM_MAGIC_PLAIN, true); }
 
 void *kz_calloc(size_t n, size_t size) {
   if (size && n > SIZE_MAX / size) return NULL;
-  return block_alloc(n * size, KZ_MEM_MAGIC_PLAIN);
+  return block_alloc(n * size, KZ_MEM_MAGIC_PLAIN, true);
 }
 
 void *kz_realloc(void *p, size_t size) {
@@ -109,13 +112,19 @@ uint64_t kz_mem_alloc_count(void) { return atomic_load(&kz_mem_stat_alloc_count)
 
 void kz_mem_fail_after(int64_t k) { atomic_store(&kz_mem_stat_fail_countdown, k < 0 ? -1 : k); }
 
-void *kz_obj_alloc(size_t size, kz_destructor_fn *dtor) {
-  void *p = block_alloc(size, KZ_MEM_MAGIC_OBJ);
+static void *obj_alloc(size_t size, kz_destructor_fn *dtor, bool zero) {
+  void *p = block_alloc(size, KZ_MEM_MAGIC_OBJ, zero);
   if (!p) return NULL;
   union kz_mem_hdr *hd = hdr_of(p);
   hd->h.refs = 1;
   hd->h.dtor = dtor;
   return p;
+}
+
+void *kz_obj_alloc(size_t size, kz_destructor_fn *dtor) { return obj_alloc(size, dtor, true); }
+
+void *kz_obj_alloc_uninit(size_t size, kz_destructor_fn *dtor) {
+  return obj_alloc(size, dtor, false);
 }
 
 void *kz_ref(void *obj) {

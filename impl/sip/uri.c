@@ -43,28 +43,38 @@ bool kz_sip_digits(struct kz_slice s, uint64_t max, uint64_t *out, bool *over) {
 }
 
 bool kz_sip_port_parse(struct kz_slice s, uint16_t *port) {
-  uint64_t v;
-  bool over;
-  if (s.len == 0 || s.len > 5 || !kz_sip_digits(s, 65535, &v, &over) || over) return false;
+  /* 1 to 5 digits, at most 65535; inline rather than kz_sip_digits as
+   * every Via, URI and rport with a port comes through here. */
+  if (s.len == 0 || s.len > 5) return false;
+  uint32_t v = 0;
+  for (size_t i = 0; i < s.len; i++) {
+    uint32_t d = (uint32_t)((unsigned char)s.p[i]) - '0';
+    if (d > 9) return false;
+    v = v * 10 + d;
+  }
+  if (v > 65535) return false;
   *port = (uint16_t)v;
   return true;
 }
 
-/* Dotted quad, each part 1-3 digits <= 255. */
+/* Dotted quad, each part 1-3 digits <= 255: exactly four parts, no
+ * empty part, no trailing dot. */
 static bool ipv4_valid(const char *p, const char *e) {
-  int parts = 0;
-  while (p < e) {
+  for (int part = 0;; part++) {
     const char *s = p;
-    unsigned v = 0;
-    while (p < e && *p >= '0' && *p <= '9' && p - s < 4) v = v * 10 + (unsigned)(*p++ - '0');
-    if (p == s || p - s > 3 || v > 255) return false;
-    parts++;
-    if (p == e) break;
-    if (*p != '.' || parts == 4) return false;
+    uint32_t v = 0;
+    while (p < e) {
+      uint32_t d = (uint32_t)((unsigned char)*p) - '0';
+      if (d > 9) break;
+      if (p - s == 3) return false; /* a fourth digit */
+      v = v * 10 + d;
+      p++;
+    }
+    if (p == s || v > 255) return false;
+    if (part == 3) return p == e;
+    if (p == e || *p != '.') return false;
     p++;
-    if (p == e) return false;
   }
-  return parts == 4;
 }
 
 /* RFC 4291 §2.2 text forms (the RFC 5954 correction of RFC 3261's

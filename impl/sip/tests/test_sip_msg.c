@@ -376,6 +376,64 @@ static char *with(const char *extra_or_null, const char *drop) {
   return out;
 }
 
+/* addr-spec elements (no <>) followed by more elements or by parameters
+ * whose quoted values hold '<' (RFC 5626 §4.1 +sip.instance): the '<' is
+ * not a display name of the addr-spec. */
+START_TEST(test_addr_spec_lists) {
+  struct kz_slice v;
+  char *msg = with("Contact: sip:a@a.example, <sip:b@b.example>\r\n", NULL);
+  struct kz_sip_msg *m = parse_ok(msg); /* borrows msg */
+  ck_assert_uint_eq(m->ncontacts, 2);
+  ck_assert(!m->contacts[0].angle);
+  ck_assert_uint_eq(m->contacts[0].display.len, 0);
+  EQ(m->contacts[0].uri.user, "a");
+  EQ(m->contacts[0].uri.host, "a.example");
+  ck_assert(m->contacts[1].angle);
+  EQ(m->contacts[1].uri.user, "b");
+  EQ(m->contacts[1].uri.host, "b.example");
+  kz_deref(m);
+  free(msg);
+
+  msg = with("Route: sip:p1;lr, <sip:p2;lr>\r\n", NULL);
+  m = parse_ok(msg);
+  ck_assert_uint_eq(m->nroutes, 2);
+  ck_assert(!m->routes[0].angle);
+  EQ(m->routes[0].uri.host, "p1");
+  ck_assert_uint_eq(m->routes[0].uri.params.len, 0); /* ;lr is a header param here */
+  ck_assert(kz_sip_param_get(m->routes[0].params, "lr", NULL));
+  ck_assert(m->routes[1].angle);
+  EQ(m->routes[1].uri.host, "p2");
+  ck_assert(kz_sip_param_get(m->routes[1].uri.params, "lr", NULL));
+  ck_assert_uint_eq(m->routes[1].params.len, 0);
+  kz_deref(m);
+  free(msg);
+
+  msg = with("Contact: sip:alice@192.0.2.1;+sip.instance="
+             "\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\";reg-id=1\r\n",
+             NULL);
+  m = parse_ok(msg);
+  ck_assert_uint_eq(m->ncontacts, 1);
+  ck_assert(!m->contacts[0].angle);
+  ck_assert_uint_eq(m->contacts[0].display.len, 0);
+  EQ(m->contacts[0].uri.user, "alice");
+  EQ(m->contacts[0].uri.host, "192.0.2.1");
+  ck_assert(kz_sip_param_get(m->contacts[0].params, "+sip.instance", &v));
+  EQ(v, "\"<urn:uuid:00000000-0000-1000-8000-AABBCCDDEEFF>\"");
+  ck_assert(kz_sip_param_get(m->contacts[0].params, "reg-id", &v));
+  EQ(v, "1");
+  kz_deref(m);
+  free(msg);
+
+  /* Still refused: an addr-spec then a '<' in the same element. */
+  msg = with("Contact: sip:a@h.example <sip:b@h.example>\r\n", NULL);
+  parse_bad(msg, "invalid Contact: invalid display name", 400);
+  free(msg);
+  msg = with("Contact: sip:a@h.example <sip:b@h.example>, <sip:c@h.example>\r\n", NULL);
+  parse_bad(msg, "invalid Contact: invalid display name", 400);
+  free(msg);
+}
+END_TEST
+
 START_TEST(test_errors) {
   static const struct {
     const char *extra, *drop, *reason;
@@ -747,6 +805,7 @@ int main(void) {
   tcase_add_test(tc, test_folding);
   tcase_add_test(tc, test_multi_values);
   tcase_add_test(tc, test_uris);
+  tcase_add_test(tc, test_addr_spec_lists);
   tc = kz_tcase(s, "errors", 10);
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_datagram_framing);

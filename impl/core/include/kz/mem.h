@@ -12,14 +12,17 @@
  * failure.  kz_free(NULL) is a no-op. */
 void *kz_malloc(size_t size);
 void *kz_calloc(size_t n, size_t size);
+/* Grows or shrinks a kz_malloc'ed block; bytes past the old size are
+ * zeroed.  NULL p is kz_malloc(size). */
 void *kz_realloc(void *p, size_t size);
 void kz_free(void *p);
 char *kz_strndup(const char *s, size_t len);
 char *kz_strdup(const char *s);
 
 /* Grows a kz_malloc'ed array *arr of *cap elements of `elem` bytes so it
- * holds at least `need` (doubling, from 8).  New room is not zeroed.
- * Returns 0 or KZ_ENOMEM (*arr and *cap unchanged). */
+ * holds at least `need` (doubling, from 8).  New room is zeroed (it
+ * grows through kz_realloc).  Returns 0 or KZ_ENOMEM (*arr and *cap
+ * unchanged). */
 int kz_array_reserve(void **arr, size_t *cap, size_t need, size_t elem);
 
 /* Live block count and the number of allocations done so far. */
@@ -38,6 +41,12 @@ void kz_mem_fail_after(int64_t k);
 typedef void kz_destructor_fn(void *obj);
 
 void *kz_obj_alloc(size_t size, kz_destructor_fn *dtor);
+/* Like kz_obj_alloc but the `size` bytes are NOT zeroed: for large
+ * objects whose constructor writes every byte it will ever read (a parsed
+ * message's inline arrays, filled element by element), where zeroing
+ * kilobytes per object costs more than the work done with them.  Same
+ * counting, failure injection, reference count and destructor. */
+void *kz_obj_alloc_uninit(size_t size, kz_destructor_fn *dtor);
 void *kz_ref(void *obj);
 void *kz_deref(void *obj);
 uint32_t kz_refcount(const void *obj);

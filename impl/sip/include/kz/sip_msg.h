@@ -190,10 +190,10 @@ struct kz_sip_cseq {
 /* One header field as it appeared (one line, possibly folded). */
 struct kz_sip_hdr {
   enum kz_sip_hdr_id id;
-  struct kz_slice name;  /* as written ("v", "cseq", "NewFangledHeader") */
-  struct kz_slice value; /* raw, trimmed, may contain folds */
   uint32_t next_same;    /* index+1 of the next header with the same id
                             (id != OTHER), 0 for the last one */
+  struct kz_slice name;  /* as written ("v", "cseq", "NewFangledHeader") */
+  struct kz_slice value; /* raw, trimmed, may contain folds */
 };
 
 /* Why a parse failed: a short English reason fit for a 400 reason phrase
@@ -254,7 +254,10 @@ struct kz_sip_msg {
                                     clamped to UINT32_MAX */
   struct kz_slice content_type;  /* "application/sdp" without params, or absent */
 
-  /* private: first header index+1 per id, inline storage */
+  /* private: first header index+1 per id, inline storage.  Everything
+   * above hdrs_inline_ is zeroed when a message is created; the inline
+   * arrays are not (each element is written whole when handed out), so
+   * keep every field that needs a defined initial value above them. */
   uint32_t first_[KZ_SIP_HDR_COUNT];
   size_t hdrs_cap_, vias_cap_, contacts_cap_, routes_cap_, rroutes_cap_;
   struct kz_sip_hdr hdrs_inline_[KZ_SIP_INLINE_HDRS];
