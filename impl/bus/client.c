@@ -279,6 +279,36 @@ static void pending_clear(struct kz_bus *bus, size_t from) {
   bus->n_pending = from;
 }
 
+/* Sends what was published while down, oldest first, while the backend
+ * takes it.  An entry leaves the list only once the backend accepted it
+ * (0) or refused it for good (KZ_EINVAL and the like: logged, dropped).
+ * KZ_ENOTCONN (the connection went meanwhile) and KZ_ENOMEM (try again
+ * later) stop the flush and keep the rest, in order, for the next UP or
+ * the next publish.  Returns true when nothing is left. */
+static bool flush_pending(struct kz_bus *bus) {
+  size_t done = 0;
+  while (done < bus->n_pending && backend_up(bus)) {
+    struct pending_pub *p = &bus->pending[done];
+    int rc = publish_raw(bus, ++bus->next_publish_id, p->exchange, p->key,
+                         p->body, p->len, false);
+    if (rc == KZ_ENOTCONN || rc == KZ_ENOMEM || rc == KZ_EAGAIN) break;
+    if (rc)
+      kz_log(bus->env, KZ_LOG_WARN, "bus",
+             "dropping a publish kept while down (%s %s): %s", p->exchange,
+             p->key, kz_strerror(rc));
+    kz_free(p->exchange);
+    kz_free(p->key);
+    kz_free(p->body);
+    done++;
+  }
+  if (done) {
+    memmove(bus->pending, bus->pending + done,
+            (bus->n_pending - done) * sizeof *bus->pending);
+    bus->n_pending -= done;
+  }
+  return bus->n_pending == 0;
+}
+
 void kz_bus_backend_up(struct kz_bus *bus, int broker_index) {
   if (!bus) return;
   bus->state = KZ_BUS_UP;
@@ -293,22 +323,7 @@ void kz_bus_backend_up(struct kz_bus *bus, int broker_index) {
              bus->recs[i]->name, kz_strerror(rc));
   }
   /* Then what was published while down, in order. */
-  size_t sent = 0;
-  while (sent < bus->n_pending && backend_up(bus)) {
-    struct pending_pub *p = &bus->pending[sent];
-    if (publish_raw(bus, ++bus->next_publish_id, p->exchange, p->key, p->body,
-                    p->len, false) == KZ_ENOTCONN)
-      break;
-    kz_free(p->exchange);
-    kz_free(p->key);
-    kz_free(p->body);
-    sent++;
-  }
-  if (sent) {
-    memmove(bus->pending, bus->pending + sent,
-            (bus->n_pending - sent) * sizeof *bus->pending);
-    bus->n_pending -= sent;
-  }
+  flush_pending(bus);
   if (backend_up(bus)) report(bus, NULL);
 }
 
@@ -629,12 +644,15 @@ int kz_bus_publish(struct kz_bus *bus, const char *exchange,
         (struct confirm){.publish_id = pid, .cb = confirm_cb, .arg = arg};
     return 0;
   }
-  if (backend_up(bus)) {
+  /* Older publishes kept while down go first, so order holds; while
+   * some remain, this one queues behind them. */
+  if (backend_up(bus) && flush_pending(bus)) {
     int rc = publish_raw(bus, ++bus->next_publish_id, exchange, routing_key,
                          body, len, false);
     if (rc != KZ_ENOTCONN) return rc;
   }
-  /* Down (or just lost): keep it for the next UP. */
+  /* Down (or just lost, or older ones still waiting): keep it for the
+   * next UP. */
   if (bus->n_pending >= PENDING_MAX) return KZ_ENOTCONN;
   if (kz_array_reserve((void **)&bus->pending, &bus->cap_pending, bus->n_pending + 1,
            sizeof *bus->pending))

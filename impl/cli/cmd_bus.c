@@ -218,10 +218,7 @@ static int tap_main(int argc, char **argv) {
   t.exit_code = 0;
   if (uv_loop_init(&t.loop) != 0) return 2;
   /* The env's seed names this client's reply queue: make it unique. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  uint64_t seed = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
-                  (uint64_t)getpid() << 48;
+  uint64_t seed = kz_cli_default_seed();
   int rc = kz_uv_env_new(&t.env, &t.loop, "kz-bus-tap", seed, NULL);
   struct kz_bus_backend be;
   if (!rc) rc = kz_bus_amqp_new(&be, &t.loop, uris, n_uris, NULL);

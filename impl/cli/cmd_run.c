@@ -21,7 +21,9 @@
 /* The db role's configuration file (JSON):
  *   {"listen": "127.0.0.1:5984",     stream address (port 0 picks one)
  *    "data_dir": "/var/lib/kz/db",   required; created when missing
- *    "seed": 1,                      PRNG root (uuids, generated ids)
+ *    "seed": 1,                      PRNG root (uuids, generated ids); default:
+ *                                    fresh entropy every start, so a restart
+ *                                    over the same data_dir never redraws an id
  *    "name": "db",                   instance name in logs
  *    "log_level": "info",            error|warn|info|debug|trace
  *    "file": "kzdb.sqlite",          SQLite file inside data_dir
@@ -53,7 +55,7 @@ static int load_db_cfg(const char *path, struct run_db_cfg *cfg) {
   snprintf(cfg->listen, sizeof cfg->listen, "127.0.0.1:5984");
   snprintf(cfg->name, sizeof cfg->name, "db");
   snprintf(cfg->file, sizeof cfg->file, "kzdb.sqlite");
-  cfg->seed = 1;
+  cfg->seed = kz_cli_default_seed();
   cfg->log_level = KZ_LOG_INFO;
   json_error_t err;
   json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &err);
@@ -191,7 +193,7 @@ static int run_db(const char *cfg_path) {
  *   "name": "proxy", "log_level": "info",
  *   "seed": 1   PRNG root; it also names the bus reply queue, so two
  *               processes on one broker need different seeds (default:
- *               drawn from the clock and the pid)
+ *               fresh entropy per process, kz_cli_default_seed)
  * Without "bus" the proxy runs without one (it then drops REGISTERs, as
  * Kazoo's Kamailio does without AMQP).  On SIGINT/SIGTERM it stops and
  * prints its counters as one line on stderr ("kz run proxy: stats
@@ -232,10 +234,8 @@ static int load_proxy_cfg(const char *path, struct run_proxy *rp) {
   snprintf(rp->name, sizeof rp->name, "proxy");
   /* The seed names the bus reply queue (an exclusive queue): two
    * processes with one seed on one broker lock each other out, so the
-   * default differs from run to run. */
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  rp->seed = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^ (uint64_t)getpid() << 12;
+   * default differs from process to process. */
+  rp->seed = kz_cli_default_seed();
   rp->log_level = KZ_LOG_INFO;
   json_error_t jerr;
   json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);

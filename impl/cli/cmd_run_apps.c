@@ -8,6 +8,8 @@
 #include <jansson.h>
 #include <uv.h>
 
+#include "cli.h"
+
 #include "kz/apps.h"
 #include "kz/bus_amqp.h"
 #include "kz/error.h"
@@ -26,7 +28,8 @@ int kz_cli_run_apps(int argc, char **argv);
  *    "db_url": "http://127.0.0.1:5984",   the db role or a CouchDB
  *    "name": "apps",                      instance name in logs
  *    "node": "registrar@host",            Node in bus envelopes
- *    "seed": 1,                           PRNG root (Server-ID, Msg-IDs)
+ *    "seed": 1,                           PRNG root (Server-ID, Msg-IDs); default:
+ *                                         fresh entropy per process
  *    "log_level": "info",                 error|warn|info|debug|trace
  *    "queue": "registrar_authn",          shared authn queue
  *    "cache_ttl_ms": 60000, "cache_max": 10000, "no_cache": false,
@@ -62,7 +65,9 @@ static bool copy_str(char *dst, size_t n, const json_t *v) {
 static int load_cfg(const char *path, struct run_apps_cfg *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->name, sizeof cfg->name, "apps");
-  cfg->seed = 1;
+  /* The seed draws the Server-ID, which names the exclusive reply
+   * queue: two processes with one seed on one broker collide. */
+  cfg->seed = kz_cli_default_seed();
   cfg->log_level = KZ_LOG_INFO;
   json_error_t je;
   json_t *j = json_load_file(path, JSON_REJECT_DUPLICATES, &je);

@@ -551,25 +551,6 @@ static int rabbit_cmd(const struct up_state *s, const char *op, const struct up_
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* RabbitMQ's boot starts the Erlang port mapper (epmd), which outlives
- * the nodes.  Once no node is registered with it any more (other RabbitMQ
- * users of this machine would be), it is stopped too, so kz down leaves
- * nothing listening. */
-static void epmd_cleanup(void) {
-  if (access("/usr/bin/epmd", X_OK)) return;
-  FILE *f = popen("/usr/bin/epmd -names 2>/dev/null", "r");
-  if (!f) return;
-  char line[256];
-  bool up = false, nodes = false;
-  while (fgets(line, sizeof line, f)) {
-    up |= !strncmp(line, "epmd: up and running", 20);
-    nodes |= !strncmp(line, "name ", 5);
-  }
-  pclose(f);
-  if (up && !nodes && system("/usr/bin/epmd -kill >/dev/null 2>&1") != 0) {
-  }
-}
-
 /* Stops every process of s, newest first (proxies, apps, dbs, then the
  * brokers through ci/rabbitmq stop), removes the pid files and the state
  * file.  Returns the number of processes stopped. */
@@ -590,11 +571,11 @@ static int stop_all(struct up_state *s, unsigned timeout_ms, bool quiet) {
     }
     if (p->pidfile[0]) unlink(p->pidfile);
   }
-  bool any_broker = false;
+  /* ci/rabbitmq stops the state's own epmd (ERL_EPMD_PORT of its
+   * KZ_RABBIT_ROOT) with its last node; a system epmd is never touched. */
   for (size_t k = s->n; k-- > 0;) {
     struct up_proc *p = &s->procs[k];
     if (p->role != UP_BROKER) continue;
-    any_broker = true;
     bool was = pid_alive(p->pid);
     int rc = s->rabbit[0] ? rabbit_cmd(s, "stop", p, NULL) : -1;
     if (was) stopped++;
@@ -603,7 +584,6 @@ static int stop_all(struct up_state *s, unsigned timeout_ms, bool quiet) {
              rc ? "could not be stopped by ci/rabbitmq" : "stopped");
     if (p->pidfile[0]) unlink(p->pidfile);
   }
-  if (any_broker) epmd_cleanup();
   char path[UP_PATH + 32];
   snprintf(path, sizeof path, "%s/state.json", s->dir);
   unlink(path);
@@ -810,15 +790,18 @@ static int plan(struct up_state *s, const struct kz_topo *t, int broker_base) {
   return 0;
 }
 
-static int write_configs(struct up_state *s, const struct kz_topo *t) {
+/* prng_seed < 0: no "seed" is written and every process draws a fresh
+ * one at each start (kz_cli_default_seed): distinct Server-IDs on the
+ * broker, and a restarted db never redraws the uuids it handed out.
+ * prng_seed >= 0 (--prng-seed, for a reproducible run): process i gets
+ * prng_seed + i. */
+static int write_configs(struct up_state *s, const struct kz_topo *t, long long prng_seed) {
   for (size_t i = 0; i < s->n; i++) {
     struct up_proc *p = &s->procs[i];
     char name[96], listen[64];
     snprintf(name, sizeof name, "%s-%s", up_role_names[p->role], p->host);
     snprintf(listen, sizeof listen, "%s:%d", p->addr, p->port);
-    /* Distinct PRNG roots: two processes on one seed would draw the same
-     * Server-ID and fight over one exclusive reply queue on the broker. */
-    json_int_t seed = (json_int_t)(1000 + i);
+    json_int_t seed = prng_seed >= 0 ? (json_int_t)(prng_seed + (long long)i) : -1;
     if (p->role == UP_DB) {
       char data[UP_PATH + 64];
       snprintf(data, sizeof data, "%s/data/db-%s", s->dir, p->host);
@@ -826,8 +809,9 @@ static int write_configs(struct up_state *s, const struct kz_topo *t) {
         fprintf(stderr, "kz up: cannot create %s: %s\n", data, strerror(errno));
         return -1;
       }
-      if (write_json(p->conf, json_pack("{s:s, s:s, s:s, s:I}", "listen", listen, "data_dir", data, "name", name, "seed", seed)))
-        return -1;
+      json_t *j = json_pack("{s:s, s:s, s:s}", "listen", listen, "data_dir", data, "name", name);
+      if (j && seed >= 0) json_object_set_new(j, "seed", json_integer(seed));
+      if (write_json(p->conf, j)) return -1;
     } else if (p->role == UP_APPS) {
       const struct up_proc *db = db_for(s, p->host);
       json_t *uris = amqp_uris(s, p->host);
@@ -839,9 +823,9 @@ static int write_configs(struct up_state *s, const struct kz_topo *t) {
       char url[96], node[128];
       snprintf(url, sizeof url, "http://%s:%d", db->addr, db->port);
       snprintf(node, sizeof node, "registrar@%s", p->host);
-      if (write_json(p->conf, json_pack("{s:o, s:s, s:s, s:s, s:I}", "amqp_uris", uris, "db_url", url, "name",
-                                        name, "node", node, "seed", seed)))
-        return -1;
+      json_t *j = json_pack("{s:o, s:s, s:s, s:s}", "amqp_uris", uris, "db_url", url, "name", name, "node", node);
+      if (j && seed >= 0) json_object_set_new(j, "seed", json_integer(seed));
+      if (write_json(p->conf, j)) return -1;
     } else if (p->role == UP_PROXY) {
       json_t *j = proxy_sidecar(s->topology);
       if (!j) return -1;
@@ -858,7 +842,7 @@ static int write_configs(struct up_state *s, const struct kz_topo *t) {
       json_object_set_new(j, "listen", json_string(listen));
       json_object_set_new(j, "media_servers", media);
       json_object_set_new(j, "name", json_string(name));
-      json_object_set_new(j, "seed", json_integer(seed));
+      if (seed >= 0) json_object_set_new(j, "seed", json_integer(seed));
       json_t *uris = amqp_uris(s, p->host);
       if (json_array_size(uris)) json_object_set_new(j, "bus", json_pack("{s:o}", "uris", uris));
       else json_decref(uris);
@@ -968,6 +952,7 @@ struct up_opts {
   const char *topology;
   const char *state;
   const char *seed;
+  long long prng_seed; /* -1: none (fresh per process) */
   int broker_base;
   int net;
   unsigned timeout_ms;
@@ -1030,7 +1015,7 @@ static int do_up(const struct up_opts *o) {
     }
   }
   s->started = (long)time(NULL);
-  if (write_configs(s, t) || state_save(s)) goto done;
+  if (write_configs(s, t, o->prng_seed) || state_save(s)) goto done;
 
   /* From here on, a failure or an interrupt stops what was started. */
   up_interrupted = 0;
@@ -1105,7 +1090,7 @@ int kz_cli_up_running(const char *state_dir, char *topology, size_t len, int *ne
 
 static void up_usage(FILE *out) {
   fprintf(out,
-          "usage: kz up TOPOLOGY [--state DIR] [--seed FILE] [--broker-port N] [--net N] [--timeout S] [--quiet]\n\n"
+          "usage: kz up TOPOLOGY [--state DIR] [--seed FILE] [--prng-seed N] [--broker-port N] [--net N] [--timeout S] [--quiet]\n\n"
           "Runs every role of TOPOLOGY (scenarios/topologies/*.yaml) for real, each as its\n"
           "own process on its host's loopback address (host a.b.c.d -> 127.b.c.d; proxy SIP\n"
           "5060, db 5984), with a RabbitMQ node per broker host (ci/rabbitmq, on\n"
@@ -1114,6 +1099,8 @@ static void up_usage(FILE *out) {
           "Ctrl-C or a failed start stops what was started.\n\n"
           "  --state DIR      configs, logs and pids (default .kz)\n"
           "  --seed FILE      seed for the dbs (default fixtures/seed/basic.json)\n"
+          "  --prng-seed N    PRNG seeds N, N+1, ... for the processes (reproducible ids;\n"
+          "                   default: fresh entropy in every process at every start)\n"
           "  --broker-port N  first RabbitMQ port (default 5672)\n"
           "  --net N          run every host on 127.N.c.d instead of 127.b.c.d\n"
           "  --timeout S      how long each role may take to become healthy (default 60)\n\n"
@@ -1132,7 +1119,7 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name) {
 int kz_cli_up_restart(const char *state_dir, const char *role, const char *host, bool quiet);
 
 int kz_cli_up(int argc, char **argv) {
-  struct up_opts o = {.state = ".kz", .broker_base = 5672, .net = -1, .timeout_ms = 60000};
+  struct up_opts o = {.state = ".kz", .prng_seed = -1, .broker_base = 5672, .net = -1, .timeout_ms = 60000};
   const char *restart = NULL;
   for (int i = 1; i < argc; i++) {
     const char *v;
@@ -1145,6 +1132,14 @@ int kz_cli_up(int argc, char **argv) {
       o.state = v;
     } else if ((v = opt_value(argc, argv, &i, "--seed"))) {
       o.seed = v;
+    } else if ((v = opt_value(argc, argv, &i, "--prng-seed"))) {
+      char *end = NULL;
+      errno = 0;
+      o.prng_seed = strtoll(v, &end, 10);
+      if (errno || !*v || *end || o.prng_seed < 0 || o.prng_seed > (1LL << 52)) {
+        fprintf(stderr, "kz up: --prng-seed must be an integer 0..2^52\n");
+        return 2;
+      }
     } else if ((v = opt_value(argc, argv, &i, "--broker-port"))) {
       o.broker_base = atoi(v);
       if (o.broker_base < 1024 || o.broker_base > 40000) {

@@ -256,11 +256,18 @@ def wait_for(pred, timeout):
     return False
 
 
+# RabbitMQ's ports stay below Linux's ephemeral range (32768-60999), where
+# any outgoing connection may hold a port for a while: AMQP 7672.., its
+# Erlang distribution port DIST_OFFSET above, both passed to ci/rabbitmq.
+RABBIT_PORTS = range(7672, 7772)
+DIST_OFFSET = 1000
+
+
 def free_port():
-    """A free AMQP port whose Erlang distribution port (port + 20000, ci/rabbitmq) is free too."""
-    for port in range(35672, 35772):
+    """A free AMQP port whose Erlang distribution port (port + DIST_OFFSET) is free too."""
+    for port in RABBIT_PORTS:
         ok = True
-        for p in (port, port + 20000):
+        for p in (port, port + DIST_OFFSET):
             with socket.socket() as s:
                 try:
                     s.bind(("127.0.0.1", p))
@@ -268,7 +275,7 @@ def free_port():
                     ok = False
         if ok:
             return port
-    raise OSError("no free port for RabbitMQ in 35672..35771")
+    raise OSError("no free port for RabbitMQ in %d..%d" % (RABBIT_PORTS[0], RABBIT_PORTS[-1]))
 
 
 def kz_has(kz, words, needle):
@@ -288,7 +295,8 @@ class RealWorld:
         self.procs = Procs()
         self.rabbit_root = os.path.join(workdir, "rabbitmq")
         self.rabbit_port = None
-        self.registrar_missing = None  # why the real registrar cannot run, or None
+        self.registrar_missing = None  # the CLI lacks a subcommand the registrar needs (MISSING), or None
+        self.registrar_broken = None   # the registrar's processes failed to start (FAIL), or None
         self.setup_error = None
 
     def rabbit(self, *cmd):
@@ -302,7 +310,7 @@ class RealWorld:
     def setup(self):
         kz = self.args.kz
         self.rabbit_port = free_port()
-        p = self.rabbit("start", RABBIT_NODE, str(self.rabbit_port))
+        p = self.rabbit("start", RABBIT_NODE, str(self.rabbit_port), str(self.rabbit_port + DIST_OFFSET))
         if p.returncode:
             self.setup_error = "RabbitMQ did not start: " + (p.stderr.strip().splitlines() or ["?"])[-1]
             return
@@ -322,7 +330,7 @@ class RealWorld:
         db = self.procs.start("db", [kz, "run", "db", "--config", db_cfg], os.path.join(self.dir, "db.log"))
         if not wait_for(lambda: port_open(REAL_HOSTS["core"], DB_PORT) or db.poll() is not None, 15) \
                 or db.poll() is not None:
-            self.registrar_missing = "`kz run db` did not start (see db.log)"
+            self.registrar_broken = "`kz run db` did not start (see db.log)"
             return
         db_url = "http://%s:%d" % (REAL_HOSTS["core"], DB_PORT)
         seed = subprocess.run([kz, "seed", "--url", db_url,
@@ -331,18 +339,18 @@ class RealWorld:
         with open(os.path.join(self.dir, "seed.log"), "w") as f:
             f.write(seed.stdout + seed.stderr)
         if seed.returncode:
-            self.registrar_missing = "`kz seed` failed (see seed.log): " + \
+            self.registrar_broken = "`kz seed` failed (see seed.log): " + \
                 (seed.stderr.strip().splitlines() or ["exit %d" % seed.returncode])[-1]
             return
         apps_cfg = os.path.join(self.dir, "apps.json")
         with open(apps_cfg, "w") as f:
-            # Seeds name the processes' exclusive reply queues: one per process.
-            json.dump({"db_url": db_url, "amqp_uris": [self.amqp_uri()], "name": "apps", "seed": 2}, f)
+            # No "seed": each process draws its own (it names the exclusive reply queue).
+            json.dump({"db_url": db_url, "amqp_uris": [self.amqp_uri()], "name": "apps"}, f)
         apps = self.procs.start("apps", [kz, "run", "apps", "--config", apps_cfg],
                                 os.path.join(self.dir, "apps.log"))
         time.sleep(1.0)
         if apps.poll() is not None:
-            self.registrar_missing = "`kz run apps` exited at start (see apps.log)"
+            self.registrar_broken = "`kz run apps` exited at start (see apps.log)"
 
     def teardown(self):
         self.procs.stop_all()
@@ -352,6 +360,8 @@ class RealWorld:
     def run_case(self, case, out):
         if self.setup_error:
             return "FAIL", self.setup_error
+        if case.get("needs_registrar") and self.registrar_broken:
+            return "FAIL", self.registrar_broken
         if case.get("needs_registrar") and self.registrar_missing:
             return "MISSING", self.registrar_missing
         src, kz = self.args.source, self.args.kz
@@ -377,8 +387,6 @@ class RealWorld:
             cfg["trusted"] = [sim_to_real.get(a, a) for a in cfg["trusted"]]
         cfg["bus"] = {"uris": [self.amqp_uri()]}
         cfg["name"] = "proxy"
-        self.nproxies = getattr(self, "nproxies", 0) + 1
-        cfg["seed"] = 1000 + self.nproxies  # a reply queue of its own (see apps' seed)
         cfg["log_level"] = "info"
         cfg_path = os.path.join(out, "proxy.json")
         with open(cfg_path, "w") as f:
@@ -500,7 +508,7 @@ def main():
     args.kz = os.path.abspath(args.kz)
     out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="kz-scenarios-")
     os.makedirs(out, exist_ok=True)
-    ci = os.environ.get("CI") == "true"
+    ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
     results = []
     t0 = time.time()
 

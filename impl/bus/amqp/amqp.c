@@ -423,9 +423,11 @@ static void io_confirmed(struct kz_bus_amqp *b, uint64_t tag, bool multiple,
   }
 }
 
-/* The publish channel closed: what it had not confirmed was not routed. */
+/* The publish channel closed before confirming these: the broker may or
+ * may not have taken them, so their fate is unknown, which the bus API
+ * reports as KZ_ECONNRESET (KZ_EIO is a nack). */
 static void io_fail_pending(struct kz_bus_amqp *b) {
-  io_confirmed(b, UINT64_MAX, true, KZ_EIO);
+  io_confirmed(b, UINT64_MAX, true, KZ_ECONNRESET);
   b->confirm_mode = false;
   b->pub_seq = 0;
 }
@@ -685,6 +687,18 @@ static int io_deliver(struct kz_bus_amqp *b, amqp_frame_t *f) {
       e->tag = tag_make(ch, dtag);
       e->redelivered = redelivered;
       io_post(b, e);
+    } else if (!k->no_ack) {
+      /* Nobody will ever ack it: hand it back to the broker, which
+       * redelivers it (here or to another consumer). */
+      io_log(b, KZ_LOG_ERROR, "out of memory: requeued a delivery on %s",
+             k->queue);
+      int st = amqp_basic_reject(b->conn, ch, dtag, 1);
+      if (st != AMQP_STATUS_OK) {
+        snprintf(b->reason, sizeof b->reason, "basic.reject: %s",
+                 amqp_error_string2(st));
+        amqp_destroy_message(&msg);
+        return -1;
+      }
     } else {
       io_log(b, KZ_LOG_ERROR, "out of memory: dropped a delivery on %s",
              k->queue);

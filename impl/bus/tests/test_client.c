@@ -24,6 +24,10 @@ struct fake {
   char last_key[128];
   uint64_t last_ack;
   bool *destroyed;
+  /* Scripted publish results: pub_fail[i] is returned by the i-th
+   * publish from now (0 lets it through), then publishes succeed. */
+  int pub_fail[8];
+  int n_pub_fail, pub_calls;
 };
 
 static int fk_log(struct fake *f, const char *fmt, ...)
@@ -71,6 +75,8 @@ static int fk_publish(void *be, uint64_t pid, const char *ex, const char *k,
                       const void *body, size_t len,
                       const struct kz_bus_publish_opts *o) {
   struct fake *f = be;
+  if (f->connected && f->pub_calls < f->n_pub_fail && f->pub_fail[f->pub_calls++])
+    return f->pub_fail[f->pub_calls - 1];
   int rc = fk_log(f, "pub %s %s %.*s%s", ex, k, (int)(len > 40 ? 40 : len),
                   (const char *)body, o->confirm ? " confirm" : "");
   if (rc) return rc;
@@ -324,6 +330,56 @@ START_TEST(test_confirms_and_buffering) {
   kz_bus_backend_down(x.bus, "gone");
   ck_assert_int_eq(cl.n, 3);
   ck_assert_int_eq(cl.status[2], KZ_ECONNRESET);
+  fx_down(&x);
+}
+END_TEST
+
+static void fk_script(struct fake *f, int n, const int *rcs) {
+  memcpy(f->pub_fail, rcs, (size_t)n * sizeof *rcs);
+  f->n_pub_fail = n;
+  f->pub_calls = 0;
+}
+
+/* Publishes kept while down leave the list only when the backend took
+ * them: out of memory keeps the rest (in order) for later, a refusal
+ * (KZ_EINVAL) drops just that one. */
+START_TEST(test_pending_replay_failures) {
+  struct fx x;
+  fx_up(&x, 8);
+  const char *m[] = {"a", "b", "c", "d"};
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_eq(kz_bus_publish(x.bus, "ex", "k", m[i], 1, NULL, NULL), 0);
+  /* UP: "a" goes, "b" meets KZ_ENOMEM: b, c, d stay. */
+  fk_script(x.fk, 2, (const int[]){0, KZ_ENOMEM});
+  connect_(&x, 0);
+  ck_assert(strstr(fk_text(&x), "pub ex k a\n") != NULL);
+  ck_assert(strstr(fk_text(&x), "pub ex k b") == NULL);
+  ck_assert(strstr(fk_text(&x), "pub ex k c") == NULL);
+  ck_assert_int_eq(kz_bus_state(x.bus), KZ_BUS_UP);
+  /* The next publish while up sends the kept ones first; "b" is now
+   * refused for good and dropped, c and d follow, then e. */
+  kz_buf_reset(&x.fk->log);
+  fk_script(x.fk, 1, (const int[]){KZ_EINVAL});
+  ck_assert_int_eq(kz_bus_publish(x.bus, "ex", "k", "e", 1, NULL, NULL), 0);
+  ck_assert_str_eq(fk_text(&x), "pub ex k c\npub ex k d\npub ex k e\n");
+  /* Down again: f, g wait; the first UP runs out of memory at once and
+   * sends nothing, the next one sends both, in order. */
+  x.fk->connected = false;
+  kz_bus_backend_down(x.bus, "lost");
+  ck_assert_int_eq(kz_bus_publish(x.bus, "ex", "k", "f", 1, NULL, NULL), 0);
+  ck_assert_int_eq(kz_bus_publish(x.bus, "ex", "k", "g", 1, NULL, NULL), 0);
+  fk_script(x.fk, 1, (const int[]){KZ_ENOMEM});
+  connect_(&x, 0);
+  ck_assert(strstr(fk_text(&x), "pub ex") == NULL);
+  /* A publish while some are kept and the backend still refuses queues
+   * behind them instead of overtaking. */
+  fk_script(x.fk, 1, (const int[]){KZ_ENOMEM});
+  ck_assert_int_eq(kz_bus_publish(x.bus, "ex", "k", "h", 1, NULL, NULL), 0);
+  ck_assert(strstr(fk_text(&x), "pub ex") == NULL);
+  x.fk->connected = false;
+  kz_bus_backend_down(x.bus, "lost");
+  connect_(&x, 0);
+  ck_assert(strstr(fk_text(&x), "pub ex k f\npub ex k g\npub ex k h\n") != NULL);
   fx_down(&x);
 }
 END_TEST
@@ -597,6 +653,8 @@ int main(void) {
   tcase_add_test(kz_tcase(s, "request_reply_cancel_and_free", 10),
                  test_request_reply_cancel_and_free);
   tcase_add_test(kz_tcase(s, "collect", 10), test_collect);
+  tcase_add_test(kz_tcase(s, "pending_replay_failures", 10),
+                 test_pending_replay_failures);
   tcase_add_test(kz_tcase(s, "validation_and_reply", 10),
                  test_validation_and_reply);
   tcase_add_test(kz_tcase(s, "new_failures_destroy_backend", 30),

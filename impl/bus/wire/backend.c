@@ -31,6 +31,11 @@ struct wire {
   struct kz_stream *s;
   uint64_t conn_gen; /* bumped at every teardown: stale loops stop */
   bool broken;       /* a write failed: teardown is due (fail_timer) */
+  /* Frames are dispatched to the bus (and so to user callbacks) from
+   * inside on_stream_data; a callback may free the bus, which destroys
+   * this backend.  The free is then deferred until dispatch returns. */
+  unsigned in_data;  /* on_stream_data nesting depth */
+  bool destroyed;    /* w_destroy ran while in_data: free on the way out */
   unsigned fails;    /* consecutive attempts that never reached UP */
   uint64_t hb_ns;    /* negotiated heartbeat interval */
   uint64_t last_rx, last_tx;
@@ -45,6 +50,7 @@ struct wire {
 
 static void start_attempt(struct wire *w);
 static void arm_heartbeat(struct wire *w);
+static void w_release(struct wire *w);
 
 /* ------------------------------------------------------------------ */
 /* Sending                                                              */
@@ -238,7 +244,7 @@ static const char *dispatch(struct wire *w, const struct kz_bus_wire_frame *f) {
 static void on_stream_data(void *arg, struct kz_stream *s,
                            const uint8_t *data, size_t len) {
   struct wire *w = arg;
-  if (s != w->s) return;
+  if (s != w->s || w->destroyed) return;
   w->last_rx = kz_env_now(w->env);
   if (kz_buf_append(&w->rx, data, len)) {
     teardown(w, "out of memory");
@@ -256,7 +262,13 @@ static void on_stream_data(void *arg, struct kz_stream *s,
       return;
     }
     off += used;
+    w->in_data++;
     const char *bad = dispatch(w, &f);
+    w->in_data--;
+    if (w->destroyed) { /* a callback freed the bus */
+      if (!w->in_data) w_release(w);
+      return;
+    }
     if (w->conn_gen != gen) return; /* torn down meanwhile */
     if (bad) {
       teardown(w, bad);
@@ -388,6 +400,14 @@ static int w_ack(void *be, uint64_t tag) {
   return send_op(be, &f);
 }
 
+static void w_release(struct wire *w) {
+  kz_buf_free(&w->rx);
+  kz_buf_free(&w->tx);
+  kz_buf_free(&w->scratch);
+  kz_free(w->brokers);
+  kz_free(w);
+}
+
 static void w_destroy(void *be) {
   struct wire *w = be;
   if (!w) return;
@@ -396,11 +416,15 @@ static void w_destroy(void *be) {
   kz_timer_stop(&w->retry_timer);
   kz_timer_stop(&w->fail_timer);
   kz_stream_close(w->s);
-  kz_buf_free(&w->rx);
-  kz_buf_free(&w->tx);
-  kz_buf_free(&w->scratch);
-  kz_free(w->brokers);
-  kz_free(w);
+  w->s = NULL;
+  /* Called from a callback that on_stream_data dispatched: the frame
+   * being handled still points into w->rx, and on_stream_data reads w
+   * when the callback returns, so it frees w then. */
+  if (w->in_data) {
+    w->destroyed = true;
+    return;
+  }
+  w_release(w);
 }
 
 static const struct kz_bus_backend_ops wire_ops = {

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "kz/error.h"
@@ -133,7 +134,8 @@ static const char *sipp_path(void) {
 
 static bool in_ci(void) {
   const char *ci = getenv("CI");
-  return ci && (strcmp(ci, "true") == 0 || strcmp(ci, "1") == 0);
+  /* The project's one CI check: true, 1 or yes (any case). */
+  return ci && (strcasecmp(ci, "true") == 0 || strcmp(ci, "1") == 0 || strcasecmp(ci, "yes") == 0);
 }
 
 START_TEST(pair_agrees) {

@@ -4,7 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 int kz_amqp_test_nodes(struct kz_amqp_test_node *out, int max) {
   const char *s = getenv("KZ_AMQP_NODES");
@@ -25,8 +27,25 @@ int kz_amqp_test_nodes(struct kz_amqp_test_node *out, int max) {
 }
 
 bool kz_amqp_test_required(void) {
+  /* The one CI check of the project: CI set to true, 1 or yes (any case). */
   const char *ci = getenv("CI");
-  return ci && !strcmp(ci, "true");
+  return ci && (!strcasecmp(ci, "true") || !strcmp(ci, "1") || !strcasecmp(ci, "yes"));
+}
+
+int kz_amqp_test_skip_status(void) {
+  struct kz_amqp_test_node n[KZ_AMQP_TEST_MAX_NODES];
+  const char *why = NULL;
+  if (kz_amqp_test_nodes(n, KZ_AMQP_TEST_MAX_NODES) == 0)
+    why = "KZ_AMQP_NODES is not set (run through ctest, whose fixture starts RabbitMQ)";
+  else if (access("/usr/lib/rabbitmq/bin/rabbitmq-server", X_OK) != 0)
+    why = "rabbitmq-server is not installed (ci/setup installs it)";
+  if (!why) return 0;
+  if (kz_amqp_test_required()) {
+    fprintf(stderr, "FAIL: %s\n", why);
+    return 1;
+  }
+  fprintf(stderr, "SKIP: %s\n", why);
+  return 77;
 }
 
 int kz_amqp_test_ci(const char *args) {

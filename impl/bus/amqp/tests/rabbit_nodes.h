@@ -21,9 +21,14 @@ struct kz_amqp_test_node {
  * malformed. */
 int kz_amqp_test_nodes(struct kz_amqp_test_node *out, int max);
 
-/* True when CI=true: a test that cannot reach RabbitMQ must fail then,
- * and may skip otherwise. */
+/* True in CI (CI set to true, 1 or yes): a test that cannot reach
+ * RabbitMQ must fail then, and may skip otherwise. */
 bool kz_amqp_test_required(void);
+/* For a test executable's main, before it runs anything: 0 when the
+ * nodes are configured (KZ_AMQP_NODES) and rabbitmq-server is installed;
+ * otherwise says why on stderr and returns the exit status to end with:
+ * 77 (ctest's SKIP_RETURN_CODE) outside CI, 1 in CI. */
+int kz_amqp_test_skip_status(void);
 
 /* True when the node's process is running (ci/rabbitmq pid). */
 bool kz_amqp_test_node_alive(const struct kz_amqp_test_node *n);

@@ -50,12 +50,10 @@ static void on_state(void *arg, struct kz_bus *bus, enum kz_bus_state state,
 static struct kz_contract_world *world_new(uint64_t seed) {
   struct kz_contract_world *w = NULL;
   int rc = W->create(&w, seed);
-  if (rc == KZ_ENOTSUP) {
-    fprintf(stderr, "contract(%s): world not available here, skipped\n",
-            W->name);
-    return NULL;
-  }
-  ck_assert_msg(rc == 0, "world create: %s", kz_strerror(rc));
+  /* A world that cannot run here (KZ_ENOTSUP) fails too: the test
+   * executable's main decides about skipping (exit 77) before any test
+   * runs, so nothing passes without having run. */
+  ck_assert_msg(rc == 0, "world(%s) create: %s", W->name, kz_strerror(rc));
   return w;
 }
 
@@ -645,6 +643,77 @@ static void request_once(struct kz_contract_world *w, struct client *q,
   if (ans->status == 0) ck_assert_str_eq(ans->msg_id, want_mid);
 }
 
+/* Two requests in flight; the first answer's callback frees the bus (the
+ * way a role shuts down on a reply).  The backend is still dispatching
+ * the delivery then: it must not touch the freed bus or itself, and the
+ * other request ends with KZ_ECANCELED from inside kz_bus_free. */
+struct free_in_cb {
+  struct kz_contract_world *w;
+  struct client *c;
+  int calls;
+  int status[2];
+  char password[64];
+};
+
+static void free_answer_cb(void *arg, struct kz_bus *bus, int status,
+                           const json_t *reply) {
+  struct free_in_cb *f = arg;
+  ck_assert_int_lt(f->calls, 2);
+  f->status[f->calls++] = status;
+  if (reply)
+    snprintf(f->password, sizeof f->password, "%s",
+             json_string_value(json_object_get(reply, "Auth-Password")));
+  if (f->c->bus) {
+    ck_assert_ptr_eq(bus, f->c->bus);
+    f->c->bus = NULL;
+    W->client_close(f->w, bus); /* kz_bus_free inside the callback */
+  }
+}
+
+static bool free_done(void *arg) { return ((struct free_in_cb *)arg)->calls > 0; }
+
+START_TEST(test_free_bus_in_reply_callback) {
+  struct kz_contract_world *w = world_new(21);
+  if (!w) return;
+  NM(w, ex, "callmgr");
+  struct responder r;
+  struct client q;
+  responder_new(w, &r, "pw-");
+  client_new(w, &q);
+  struct client *cs[] = {&r.cl, &q};
+  wait_up(w, cs, 2, -1);
+  responder_listen(w, &r, ex, 0);
+  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
+  settle(w);
+
+  struct free_in_cb f = {.w = w, .c = &q};
+  char *key = NULL;
+  ck_assert_int_eq(kz_bus_rk_authn_req(&key, "example.com"), 0);
+  json_t *rx = authn_req("1001"), *ry = authn_req("1002");
+  ck_assert_int_eq(
+      kz_bus_request(q.bus, ex, key, rx, SEC, free_answer_cb, &f, NULL), 0);
+  ck_assert_int_eq(
+      kz_bus_request(q.bus, ex, key, ry, SEC, free_answer_cb, &f, NULL), 0);
+  json_decref(rx);
+  json_decref(ry);
+  kz_free(key);
+  ck_assert_int_eq(W->run_until(w, free_done, &f, 2 * SEC), 0);
+  /* The freeing callback saw a reply; the other request was cancelled
+   * by kz_bus_free, from inside the first callback. */
+  ck_assert_int_eq(f.calls, 2);
+  ck_assert_int_eq(f.status[0], 0);
+  ck_assert(!strncmp(f.password, "pw-100", 6));
+  ck_assert_int_eq(f.status[1], KZ_ECANCELED);
+  ck_assert_ptr_null(q.bus);
+  /* The second reply still arrives on the broker side; nothing may run
+   * on the freed client (the sanitizers watch). */
+  settle(w);
+  ck_assert_int_eq(f.calls, 2);
+  ck_assert_int_ge(r.seen, 2);
+  W->destroy(w);
+}
+END_TEST
+
 START_TEST(test_request_response) {
   struct kz_contract_world *w = world_new(8);
   if (!w) return;
@@ -988,6 +1057,8 @@ Suite *kz_bus_contract_suite(const char *name,
   tcase_add_test(kz_tcase(s, "reply_wrong_msg_id_ignored", t),
                  test_reply_wrong_msg_id_ignored);
   tcase_add_test(kz_tcase(s, "request_timeout", t), test_request_timeout);
+  tcase_add_test(kz_tcase(s, "free_bus_in_reply_callback", t),
+                 test_free_bus_in_reply_callback);
   tcase_add_test(kz_tcase(s, "collect_n_from_n", t), test_collect_n_from_n);
   tcase_add_test(kz_tcase(s, "collect_timeout_with_fewer", t),
                  test_collect_timeout_with_fewer);

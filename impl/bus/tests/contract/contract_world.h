@@ -46,8 +46,9 @@ struct kz_contract_world_ops {
 
   /* Creates a world: brokers running, no clients yet.  `seed` seeds the
    * simulator (the real world may ignore it).  Returns 0, KZ_ENOMEM,
-   * KZ_ENOTSUP (this world cannot run here: the contract then skips the
-   * test and says so) or another KZ_E* code (the test fails). */
+   * KZ_ENOTSUP (this world cannot run here) or another KZ_E* code; the
+   * test fails on any of them.  Skipping is decided once, before any
+   * test runs, by the executable's main (exit 77 outside CI). */
   int (*create)(struct kz_contract_world **out, uint64_t seed);
   /* Frees every remaining client (as client_close) and the brokers.
    * The world must leave no kz allocation behind (tests check leaks). */
@@ -69,7 +70,9 @@ struct kz_contract_world_ops {
                     struct kz_bus **out);
   /* Closes a client the orderly way (kz_bus_free: its connection is
    * closed, so the broker drops its exclusive queues and requeues its
-   * unacked messages) and releases its env.  `bus` is invalid after. */
+   * unacked messages) and releases its env.  `bus` is invalid after.
+   * May be called from inside one of that client's callbacks (run_until
+   * is on the stack): the bus is freed at once, the env later. */
   void (*client_close)(struct kz_contract_world *w, struct kz_bus *bus);
 
   /* Runs the world until pred(arg) holds or `timeout_ns` of world time

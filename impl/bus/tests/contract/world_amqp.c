@@ -23,7 +23,7 @@
 
 struct world_client {
   struct kz_uv_env *env;
-  struct kz_bus *bus;
+  struct kz_bus *bus; /* NULL with env set: closed from a callback, env not yet freed */
 };
 
 struct kz_contract_world {
@@ -36,6 +36,7 @@ struct kz_contract_world {
   char tag[24];
   uint64_t seed;
   unsigned n_made;
+  bool running; /* inside uv_run: callbacks may close clients */
   struct world_client clients[WORLD_MAX_CLIENTS];
 };
 
@@ -62,7 +63,7 @@ static int world_create(struct kz_contract_world **out, uint64_t seed) {
                       "be started (is rabbitmq-server installed?)\n",
               w->nodes[k].name);
       free(w);
-      return kz_amqp_test_required() ? KZ_EIO : KZ_ENOTSUP;
+      return KZ_EIO;
     }
     kz_amqp_test_uri(&w->nodes[k], w->uri_buf[k], sizeof w->uri_buf[k]);
     w->uris[k] = w->uri_buf[k];
@@ -86,6 +87,10 @@ static int world_create(struct kz_contract_world **out, uint64_t seed) {
 
 static void close_client(struct kz_contract_world *w, struct world_client *c) {
   kz_bus_free(c->bus);
+  c->bus = NULL;
+  /* From inside a callback (uv_run is on the stack): uv_run must not be
+   * re-entered, so the env goes after uv_run returns (reap_clients). */
+  if (w->running) return;
   kz_uv_env_free(c->env);
   c->bus = NULL;
   c->env = NULL;
@@ -94,10 +99,16 @@ static void close_client(struct kz_contract_world *w, struct world_client *c) {
   uv_run(&w->loop, UV_RUN_NOWAIT);
 }
 
+/* Frees the envs of clients closed from inside a callback. */
+static void reap_clients(struct kz_contract_world *w) {
+  for (int i = 0; i < WORLD_MAX_CLIENTS; i++)
+    if (!w->clients[i].bus && w->clients[i].env) close_client(w, &w->clients[i]);
+}
+
 static void world_destroy(struct kz_contract_world *w) {
   if (!w) return;
   for (int i = 0; i < WORLD_MAX_CLIENTS; i++)
-    if (w->clients[i].bus) close_client(w, &w->clients[i]);
+    if (w->clients[i].bus || w->clients[i].env) close_client(w, &w->clients[i]);
   uv_close((uv_handle_t *)&w->tick, NULL);
   uv_run(&w->loop, UV_RUN_DEFAULT);
   uv_loop_close(&w->loop);
@@ -113,7 +124,7 @@ static int world_client_new(struct kz_contract_world *w,
                             struct kz_bus **out) {
   struct world_client *c = NULL;
   for (int i = 0; i < WORLD_MAX_CLIENTS && !c; i++)
-    if (!w->clients[i].bus) c = &w->clients[i];
+    if (!w->clients[i].bus && !w->clients[i].env) c = &w->clients[i];
   if (!c) return KZ_ENOSPC;
   char name[32];
   snprintf(name, sizeof name, "client%u", w->n_made);
@@ -146,7 +157,7 @@ static int world_client_new(struct kz_contract_world *w,
 static void world_client_close(struct kz_contract_world *w,
                                struct kz_bus *bus) {
   for (int i = 0; i < WORLD_MAX_CLIENTS; i++)
-    if (w->clients[i].bus == bus) {
+    if (bus && w->clients[i].bus == bus) {
       close_client(w, &w->clients[i]);
       return;
     }
@@ -170,7 +181,10 @@ static int world_run_until(struct kz_contract_world *w,
      * uv_run could then block with nothing else to wake it. */
     uv_update_time(&w->loop);
     uv_timer_start(&w->tick, on_tick, ms < 10 ? ms : 10, 0);
+    w->running = true;
     uv_run(&w->loop, UV_RUN_ONCE);
+    w->running = false;
+    reap_clients(w);
   }
 }
 
