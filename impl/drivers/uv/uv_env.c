@@ -29,6 +29,9 @@ enum uvh_kind { UVH_UDP, UVH_LISTENER, UVH_SPARE, UVH_STREAM, UVH_FILE };
 
 /* Common head of every driver-side object.  All live objects sit on the
  * env's list so kz_uv_env_free can close what the user left open. */
+/* Receive buffer asked for every UDP socket (Kamailio's default size). */
+#define UDP_RECV_BUFFER_BYTES (512 * 1024)
+
 struct uvh {
   struct kz_uv_env *e;
   struct uvh *prev, *next;
@@ -388,6 +391,11 @@ static int op_udp_bind(void *drv, struct kz_udp *u,
   uvh_link(e, &ui->h, UVH_UDP, (uv_handle_t *)&ui->udp);
   rc = uv_udp_bind(&ui->udp, (const struct sockaddr *)&ss, 0);
   if (rc == 0) {
+    /* SIP bursts overflow the kernel's default receive buffer (~208 KiB)
+     * long before the CPU is busy (bench/proxy); ask for what Kamailio
+     * uses.  The kernel may cap it (rmem_max): best effort, not an error. */
+    int want = UDP_RECV_BUFFER_BYTES;
+    (void)uv_recv_buffer_size((uv_handle_t *)&ui->udp, &want);
     int len = sizeof(ss);
     rc = uv_udp_getsockname(&ui->udp, (struct sockaddr *)&ss, &len);
   }
