@@ -124,8 +124,7 @@ int kz_kapi_dump(const json_t *msg, struct kz_buf *out) {
   /* Key order is insertion order in jansson >= 2.8, so equal messages
    * built the same way dump to equal bytes without sorting. */
   if (json_dump_callback(msg, dump_cb, out, JSON_COMPACT) != 0) {
-    out->len = old;
-    if (out->cap) out->data[old] = 0;
+    kz_buf_truncate(out, old);
     return KZ_ENOMEM;
   }
   return 0;

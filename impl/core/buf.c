@@ -109,9 +109,12 @@ void kz_buf_free(struct kz_buf *b) {
   kz_buf_init(b);
 }
 
-void kz_buf_reset(struct kz_buf *b) {
-  b->len = 0;
-  if (b->cap) b->data[0] = 0;
+void kz_buf_reset(struct kz_buf *b) { kz_buf_truncate(b, 0); }
+
+void kz_buf_truncate(struct kz_buf *b, size_t len) {
+  if (len >= b->len) return;
+  b->len = len;
+  b->data[len] = 0;
 }
 
 int kz_buf_reserve(struct kz_buf *b, size_t extra) {

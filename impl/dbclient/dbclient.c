@@ -124,8 +124,7 @@ int kz_dbclient_encode(struct kz_buf *b, const char *s, bool keep_slash) {
       rc = kz_buf_append(b, e, 3);
     }
     if (rc) {
-      b->len = mark;
-      if (b->cap) b->data[mark] = 0;
+      kz_buf_truncate(b, mark);
       return rc;
     }
   }

@@ -91,8 +91,7 @@ static bool valid_value(struct kz_slice v) {
 
 /* Puts the buffer back to `mark` after a failed append sequence. */
 static int rollback(struct kz_buf *b, size_t mark, int rc) {
-  b->len = mark;
-  if (b->cap) b->data[mark] = 0;
+  kz_buf_truncate(b, mark);
   return rc;
 }
 

@@ -110,6 +110,6 @@ int kz_sipp_auth_credentials(struct kz_buf *out, struct kz_slice challenge, stru
                        (int)uri.len, uri.p, (int)nonce.len, nonce.p, resp,
                        kz_sip_digest_alg_name(alg));
   if (!rc && opaque.p) rc = kz_buf_printf(out, ",opaque=\"%.*s\"", (int)opaque.len, opaque.p);
-  if (rc) out->len = mark;
+  if (rc) kz_buf_truncate(out, mark);
   return rc;
 }

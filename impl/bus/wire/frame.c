@@ -136,8 +136,7 @@ int kz_bus_wire_encode(struct kz_buf *out, const struct kz_bus_wire_frame *f) {
   size_t flen = out->len - start - 4;
   if (!rc && flen > KZ_BUS_WIRE_MAX_FRAME) rc = KZ_EMSGSIZE;
   if (rc) {
-    out->len = start;
-    if (out->cap) out->data[start] = 0;
+    kz_buf_truncate(out, start);
     return rc;
   }
   put_be(out->data + start, flen, 4);

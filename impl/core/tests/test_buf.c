@@ -161,6 +161,21 @@ START_TEST(buf_consume) {
 }
 END_TEST
 
+START_TEST(buf_truncate) {
+  struct kz_buf b;
+  kz_buf_init(&b);
+  kz_buf_truncate(&b, 0); /* empty, no memory: a no-op */
+  ck_assert_uint_eq(b.len, 0);
+  ck_assert_int_eq(kz_buf_append_cstr(&b, "hello world"), 0);
+  kz_buf_truncate(&b, 20); /* past the end: unchanged */
+  ck_assert_str_eq((const char *)b.data, "hello world");
+  kz_buf_truncate(&b, 5);
+  ck_assert_uint_eq(b.len, 5);
+  ck_assert_str_eq((const char *)b.data, "hello"); /* NUL kept after len */
+  kz_buf_free(&b);
+}
+END_TEST
+
 START_TEST(buf_reserve) {
   struct kz_buf b = {0};
   ck_assert_int_eq(kz_buf_reserve(&b, 100), 0);
@@ -248,6 +263,7 @@ void kz_core_test_buf(Suite *s) {
   tcase_add_test(tc, buf_append);
   tcase_add_test(tc, buf_printf);
   tcase_add_test(tc, buf_consume);
+  tcase_add_test(tc, buf_truncate);
   tcase_add_test(tc, buf_reserve);
   tcase_add_test(tc, buf_fail_sweep);
 }

@@ -178,9 +178,6 @@ int kz_http_client_write_basic_auth(struct kz_buf *b, const char *userinfo) {
   }
   if (!rc) rc = kz_buf_append(b, "\r\n", 2);
   kz_buf_free(&plain);
-  if (rc) {
-    b->len = mark;
-    if (b->cap) b->data[mark] = 0;
-  }
+  if (rc) kz_buf_truncate(b, mark);
   return rc;
 }

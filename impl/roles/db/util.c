@@ -64,8 +64,7 @@ int kz_db_b64_decode(struct kz_buf *out, const char *in, size_t len) {
   out->data[out->len] = 0;
   return 0;
 bad:
-  out->len = start;
-  out->data[start] = 0;
+  kz_buf_truncate(out, start);
   return KZ_EPROTO;
 }
 
@@ -248,7 +247,7 @@ int kz_db_json_write(struct kz_buf *out, const json_t *j) {
   if (!j) return KZ_EINVAL;
   size_t mark = out->len;
   int rc = w_value(out, j);
-  if (rc) out->len = mark;
+  if (rc) kz_buf_truncate(out, mark);
   return rc;
 }
 

@@ -131,8 +131,7 @@ int kz_sip_digest_answer(struct kz_sip_digest_client *c, struct kz_buf *out,
   if (!rc && best.qop) rc = kz_buf_printf(out, ", qop=auth, nc=%s", nctext);
   kz_sip_digest_auth_clear(&best);
   if (rc) {
-    out->len = mark;
-    if (out->cap) out->data[mark] = 0;
+    kz_buf_truncate(out, mark);
     set_reason(reason, reason_len, rc == KZ_ENOMEM ? "out of memory" : "cannot compute response");
     return rc;
   }

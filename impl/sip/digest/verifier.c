@@ -152,10 +152,7 @@ int kz_sip_digest_challenge(struct kz_sip_digest_verifier *v, struct kz_buf *out
   if (!rc) rc = kz_buf_printf(out, ", algorithm=%s", kz_sip_digest_alg_name(o->alg));
   if (!rc && o->qop_auth) rc = kz_buf_append_cstr(out, ", qop=\"auth\"");
   if (!rc && o->stale) rc = kz_buf_append_cstr(out, ", stale=true");
-  if (rc) {
-    out->len = mark;
-    if (out->cap) out->data[mark] = 0;
-  }
+  if (rc) kz_buf_truncate(out, mark);
   return rc;
 }
 

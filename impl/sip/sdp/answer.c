@@ -214,8 +214,7 @@ int kz_sdp_answer(const struct kz_sdp *offer, const struct kz_sdp_answer_params 
   kz_free(used);
   if (rc) {
     /* No half-written answer is left behind. */
-    out->len = len0;
-    if (out->cap) out->data[len0] = 0;
+    kz_buf_truncate(out, len0);
   }
   return rc;
 }

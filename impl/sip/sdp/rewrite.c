@@ -55,8 +55,7 @@ static int apply(const struct edits *ed, size_t len, struct kz_buf *out) {
   if (!rc) rc = kz_buf_append(out, ed->text + pos, len - pos);
   if (rc) {
     /* No half-rewritten description is left behind. */
-    out->len = len0;
-    if (out->cap) out->data[len0] = 0;
+    kz_buf_truncate(out, len0);
   }
   return rc;
 }

@@ -45,8 +45,7 @@ static void w_body(struct w *w, struct kz_slice ctype, struct kz_slice body) {
 }
 static int w_end(struct w *w) {
   if (w->err) {
-    w->b->len = w->start;
-    if (w->b->cap) w->b->data[w->start] = 0;
+    kz_buf_truncate(w->b, w->start);
     return KZ_ENOMEM;
   }
   return 0;

@@ -51,6 +51,9 @@ struct kz_buf {
 void kz_buf_init(struct kz_buf *b);
 void kz_buf_free(struct kz_buf *b);
 void kz_buf_reset(struct kz_buf *b); /* len = 0, keeps the memory */
+/* Cuts the buffer back to `len` bytes (no-op when len >= b->len), keeping
+ * the NUL after them: how a writer undoes a half-written append. */
+void kz_buf_truncate(struct kz_buf *b, size_t len);
 /* Ensures room for `extra` more bytes.  Returns 0 or KZ_ENOMEM. */
 int kz_buf_reserve(struct kz_buf *b, size_t extra);
 /* Appending functions return 0 or KZ_ENOMEM (the buffer is unchanged on
