@@ -62,6 +62,7 @@ struct dgram_ev {
   bool arrived;
   bool admitted;
   struct kz_addr src, dst;
+  uint64_t hash; /* kz_hash64(data, len, 0): every trace line of it shows it */
   size_t len;
   uint8_t data[];
 };
@@ -188,7 +189,7 @@ static void dgram_drop_trace(struct kz_sim *sim, const struct kz_sim_host *at,
   kz_sim_tr_who(sim, at, NULL);
   kz_sim_tr_addr(sim, "src", &d->src);
   kz_sim_tr_addr(sim, "dst", &d->dst);
-  kz_sim_tr_payload(sim, d->data, d->len);
+  kz_sim_tr_payload_hashed(sim, d->len, d->hash);
   kz_sim_tr_str(sim, "reason", reason);
   kz_sim_tr_end(sim);
 }
@@ -220,7 +221,7 @@ static void dgram_fire(struct kz_sim *sim, struct sim_event *ev) {
     kz_sim_tr_who(sim, h, b->proc);
     kz_sim_tr_addr(sim, "src", &d->src);
     kz_sim_tr_addr(sim, "dst", &d->dst);
-    kz_sim_tr_payload(sim, d->data, d->len);
+    kz_sim_tr_payload_hashed(sim, d->len, d->hash);
     kz_sim_tr_end(sim);
     kz_udp_deliver(b->udp, &d->src, d->data, d->len);
   }
@@ -232,7 +233,7 @@ static void dgram_discard(struct kz_sim *sim, struct sim_event *ev) {
 }
 
 static struct dgram_ev *dgram_new(const struct kz_addr *src, const struct kz_addr *dst,
-                                  const void *data, size_t len) {
+                                  const void *data, size_t len, uint64_t hash) {
   struct dgram_ev *d = kz_calloc(1, sizeof *d + len);
   if (!d) return NULL;
   kz_heap_node_init(&d->ev.node);
@@ -240,6 +241,7 @@ static struct dgram_ev *dgram_new(const struct kz_addr *src, const struct kz_add
   d->ev.discard = dgram_discard;
   d->src = *src;
   d->dst = *dst;
+  d->hash = hash;
   d->len = len;
   if (len) memcpy(d->data, data, len);
   return d;
@@ -277,14 +279,15 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
   if (to->port == 0 || kz_addr_v4_host(to) == 0) return KZ_EINVAL;
   if (h->crashing) return 0; /* a dying process sends nothing */
   struct kz_addr src = src_addr(h, &u->local);
-  struct dgram_ev *d = dgram_new(&src, to, data, len);
+  /* Hashed once here: the send, drop, dup and receive lines all show it. */
+  struct dgram_ev *d = dgram_new(&src, to, data, len, kz_hash64(data, len, 0));
   if (!d) return KZ_ENOMEM;
   sim->stats.udp_sent++;
   kz_sim_tr_begin(sim, "udp_send");
   kz_sim_tr_who(sim, h, p);
   kz_sim_tr_addr(sim, "src", &d->src);
   kz_sim_tr_addr(sim, "dst", &d->dst);
-  kz_sim_tr_payload(sim, data, len);
+  kz_sim_tr_payload_hashed(sim, len, d->hash);
   kz_sim_tr_end(sim);
   struct kz_sim_host *dst = kz_sim_host_by_ip(sim, to);
   if (!dst) {
@@ -334,7 +337,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
       dgram_drop_trace(sim, h, d, "queue_full");
       return 0;
     }
-    struct dgram_ev *d2 = dgram_new(&d->src, &d->dst, data, len);
+    struct dgram_ev *d2 = dgram_new(&d->src, &d->dst, data, len, d->hash);
     if (!d2) {
       kz_sim_fail(sim, KZ_ENOMEM);
       return KZ_ENOMEM;
@@ -344,7 +347,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
     kz_sim_tr_who(sim, h, p);
     kz_sim_tr_addr(sim, "src", &d->src);
     kz_sim_tr_addr(sim, "dst", &d->dst);
-    kz_sim_tr_payload(sim, data, len);
+    kz_sim_tr_payload_hashed(sim, len, d->hash);
     kz_sim_tr_end(sim);
     if (dgram_launch(sim, l, d2, delay2) != 0) {
       kz_free(d2);
@@ -1087,7 +1090,9 @@ size_t kz_sim_net_reclaim(struct kz_sim_proc *p) {
   return n;
 }
 
-void kz_sim_net_host_crashed(struct kz_sim_host *h) {
+/* The kernel of `h` resets the connections of process `p` (NULL: of
+ * every process, the host crashed). */
+static void ends_reset(struct kz_sim_host *h, const struct kz_sim_proc *p) {
   struct kz_sim *sim = h->sim;
   struct sim_conn *next;
   for (struct sim_conn *c = sim->conns_head; c; c = next) {
@@ -1095,7 +1100,7 @@ void kz_sim_net_host_crashed(struct kz_sim_host *h) {
     kz_ref(c);
     for (int i = 0; i < 2; i++) {
       struct sim_end *e = &c->end[i], *peer = &c->end[1 - i];
-      if (e->host != h) continue;
+      if (e->host != h || (p && e->proc != p)) continue;
       rtx_cancel(e); /* what waited for a path dies with the kernel */
       e->pending_accept = false;
       if (e->state != END_OPEN && e->state != END_CONNECTING) continue;
@@ -1112,6 +1117,10 @@ void kz_sim_net_host_crashed(struct kz_sim_host *h) {
     kz_deref(c);
   }
 }
+
+void kz_sim_net_host_crashed(struct kz_sim_host *h) { ends_reset(h, NULL); }
+
+void kz_sim_net_proc_killed(struct kz_sim_proc *p) { ends_reset(p->host, p); }
 
 void kz_sim_net_free(struct kz_sim *sim) {
   while (sim->conns_head) conn_unlink(sim->conns_head);

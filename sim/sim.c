@@ -697,3 +697,72 @@ int kz_sim_host_restart(struct kz_sim_host *h) {
   }
   return first;
 }
+
+/* ------------------------------------------------------------------ */
+/* Killing one process */
+
+int kz_sim_proc_kill(struct kz_sim_proc *p) {
+  struct kz_sim_host *h = p->host;
+  if (!p->running) return KZ_EINVAL;
+  kz_sim_tr_begin(h->sim, "kill");
+  kz_sim_tr_who(h->sim, h, p);
+  kz_sim_tr_end(h->sim);
+  /* As in a crash nothing leaves the dying process; unlike a crash the
+   * host's storage and other processes are untouched. */
+  h->crashing = true;
+  proc_stop(p, true);
+  kz_sim_net_proc_killed(p);
+  h->crashing = false;
+  return 0;
+}
+
+int kz_sim_proc_restart(struct kz_sim_proc *p) {
+  if (!p->host->up) return KZ_EHOSTDOWN;
+  if (p->running) return KZ_EBUSY;
+  return proc_start(p);
+}
+
+struct kill_job {
+  struct sim_event ev;
+  struct kz_sim_proc *p;
+  bool restart;
+};
+
+static void kill_job_fire(struct kz_sim *sim, struct sim_event *ev) {
+  struct kill_job *j = KZ_CONTAINER_OF(ev, struct kill_job, ev);
+  int rc = j->restart ? kz_sim_proc_restart(j->p) : kz_sim_proc_kill(j->p);
+  if (rc == KZ_EINVAL || rc == KZ_EBUSY || rc == KZ_EHOSTDOWN) {
+    kz_sim_tr_begin(sim, "fault_skipped");
+    kz_sim_tr_who(sim, j->p->host, j->p);
+    kz_sim_tr_str(sim, "fault", j->restart ? "restart" : "kill");
+    kz_sim_tr_err(sim, "err", rc);
+    kz_sim_tr_end(sim);
+  }
+  kz_free(j);
+}
+
+static void kill_job_discard(struct kz_sim *sim, struct sim_event *ev) {
+  (void)sim;
+  kz_free(KZ_CONTAINER_OF(ev, struct kill_job, ev));
+}
+
+static int kill_job_push(struct kz_sim_proc *p, uint64_t at_ns, bool restart) {
+  struct kz_sim *sim = p->host->sim;
+  struct kill_job *j = kz_calloc(1, sizeof *j);
+  if (!j) return KZ_ENOMEM;
+  kz_heap_node_init(&j->ev.node);
+  j->ev.fire = kill_job_fire;
+  j->ev.discard = kill_job_discard;
+  j->p = p;
+  j->restart = restart;
+  int rc = kz_heap_push(&sim->queue, &j->ev.node, at_ns < sim->now ? sim->now : at_ns);
+  if (rc) kz_free(j);
+  return rc;
+}
+
+int kz_sim_proc_kill_at(struct kz_sim_proc *p, uint64_t at_ns, uint64_t restart_ns) {
+  if (restart_ns <= at_ns) return KZ_EINVAL;
+  int rc = kill_job_push(p, at_ns, false);
+  if (!rc && restart_ns != UINT64_MAX) rc = kill_job_push(p, restart_ns, true);
+  return rc;
+}

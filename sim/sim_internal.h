@@ -259,6 +259,9 @@ void kz_sim_tr_who(struct kz_sim *sim, const struct kz_sim_host *h,
             const struct kz_sim_proc *p);
 /* Adds "len" and "h" (content hash) for a payload. */
 void kz_sim_tr_payload(struct kz_sim *sim, const void *data, size_t len);
+/* The same fields for a payload whose content hash, kz_hash64(data, len,
+ * 0), is already known (a datagram is hashed once, when it is sent). */
+void kz_sim_tr_payload_hashed(struct kz_sim *sim, size_t len, uint64_t hash);
 void kz_sim_tr_err(struct kz_sim *sim, const char *key, int err);
 void kz_sim_tr_end(struct kz_sim *sim);
 void kz_sim_trace_free(struct kz_sim *sim);
@@ -293,6 +296,8 @@ void kz_sim_net_stream_close(struct kz_sim_proc *p, struct kz_stream *s);
 size_t kz_sim_net_reclaim(struct kz_sim_proc *p);
 /* After the processes of h died: resets the peers of h's streams. */
 void kz_sim_net_host_crashed(struct kz_sim_host *h);
+/* After process p was killed: resets the peers of its streams. */
+void kz_sim_net_proc_killed(struct kz_sim_proc *p);
 /* Teardown: drops every connection without events. */
 void kz_sim_net_free(struct kz_sim *sim);
 void kz_sim_net_host_init(struct kz_sim_host *h);

@@ -308,6 +308,14 @@ static int apply_fault(struct run *r, const struct kz_topo_fault *f) {
         rc = fail(r, rc, "stall: %s", kz_strerror(rc));
     }
     break;
+  case KZ_TOPO_FAULT_KILL:
+    for (size_t i = 0; i < r->nwraps && !rc; i++) {
+      const struct proc_wrap *w = &r->wraps[i];
+      if (w->host != f->host || (f->role >= 0 && w->role != f->role)) continue;
+      if ((rc = kz_sim_proc_kill_at(w->proc, f->at_ns, f->until_ns)))
+        rc = fail(r, rc, "kill: %s", kz_strerror(rc));
+    }
+    break;
   }
   return rc;
 }
@@ -653,7 +661,8 @@ static int fill_report(struct run *r, struct kz_sim_report *rep, uint64_t planne
     if (!rc) rc = kz_sim_report_config(rep, "swarm pause", "%u ms", r->swarm.pause_ms);
     for (size_t i = 0; i < r->swarm.nfaults && !rc; i++) {
       const struct kz_topo_fault *f = &r->swarm.faults[i];
-      static const char *const kinds[] = {"crash", "restart", "partition", "skew", "stall"};
+      static const char *const kinds[KZ_TOPO_FAULT_KINDS] = {"crash", "restart", "partition", "skew", "stall",
+                                                             "kill"};
       char key[48];
       snprintf(key, sizeof key, "swarm fault %zu", i + 1);
       if (f->kind == KZ_TOPO_FAULT_PARTITION)

@@ -628,6 +628,63 @@ START_TEST(test_crash_reclaims_forgotten_handles) {
 }
 END_TEST
 
+/* kill -9 of one process: its peers are reset, its ports close, its
+ * host, the host's other process and its unsynced writes live on. */
+START_TEST(test_kill_one_process) {
+  struct two_hosts t;
+  two_hosts_init(&t, 1);
+  t.cb.storage = true;
+  two_hosts_start(&t);
+  struct probe_cfg c2 = {.name = "B2", .log = &t.log, .udp_port = 6001};
+  struct kz_sim_proc *pb2 = NULL;
+  ck_assert_int_eq(kz_sim_proc_add(t.b, "pb2", &probe_app, &c2, &pb2), 0);
+  ck_assert_int_eq(kz_sim_link_set_latency(t.sim, t.b, t.a, 3 * MS), 0);
+  int s0 = probe_connect(t.pa, IP_B, 7000);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 10 * MS), 0);
+  kz_buf_reset(&t.log);
+  probe_write(t.pa, s0, "in-flight");
+  ck_assert_int_eq(kz_sim_proc_kill(t.pb), 0);
+  ck_assert_int_eq(kz_sim_proc_kill(t.pb), KZ_EINVAL);
+  ck_assert(kz_sim_host_is_up(t.b));
+  ck_assert(!kz_sim_proc_is_running(t.pb));
+  ck_assert(kz_sim_proc_is_running(pb2));
+  probe_send(t.pa, IP_B, 6000, "to-the-dead");
+  probe_send(t.pa, IP_B, 6001, "to-the-living");
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 100 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "11000000 B2 udp from 10.0.0.1:5000 'to-the-living'\n"
+                               "13000000 A close s0 KZ_ECONNRESET\n");
+  ck_assert(trace_has(t.sim, "\"ev\":\"kill\",\"host\":\"b\",\"proc\":\"pb\"}"));
+  probe_close(t.pa, s0);
+  /* A connect to the dead process's port is refused by its host. */
+  kz_buf_reset(&t.log);
+  int s1 = probe_connect(t.pa, IP_B, 7000);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 200 * MS), 0);
+  ck_assert_str_eq(logstr(&t), "104000000 A close s1 KZ_ECONNREFUSED\n");
+  probe_close(t.pa, s1);
+  /* Its unsynced writes survive (no storage_revert); the restart finds them. */
+  ck_assert(!trace_has(t.sim, "storage_revert"));
+  kz_buf_reset(&t.log);
+  ck_assert_int_eq(kz_sim_proc_restart(pb2), KZ_EBUSY);
+  ck_assert_int_eq(kz_sim_proc_restart(t.pb), 0);
+  ck_assert_str_eq(logstr(&t), "200000000 B start\n"
+                               "200000000 B files: a=synced-a b=unsynced-b c=v2-unsynced d=tmp-d d.tmp=- e=- "
+                               "dir/f=f0\n");
+  /* Scheduled: killed at 300 ms, back at 400 ms; a kill of a dead process is skipped. */
+  ck_assert_int_eq(kz_sim_proc_kill_at(t.pb, 300 * MS, 400 * MS), 0);
+  ck_assert_int_eq(kz_sim_proc_kill_at(t.pb, 350 * MS, UINT64_MAX), 0);
+  ck_assert_int_eq(kz_sim_proc_kill_at(t.pb, 500 * MS, 500 * MS), KZ_EINVAL);
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 320 * MS), 0);
+  ck_assert(!kz_sim_proc_is_running(t.pb));
+  ck_assert_int_eq(kz_sim_run_until(t.sim, 450 * MS), 0);
+  ck_assert(kz_sim_proc_is_running(t.pb));
+  ck_assert(trace_has(t.sim, "\"ev\":\"fault_skipped\",\"host\":\"b\",\"proc\":\"pb\",\"fault\":\"kill\""));
+  /* Its host down: a restart is refused. */
+  ck_assert_int_eq(kz_sim_host_crash(t.b), 0);
+  ck_assert_int_eq(kz_sim_proc_restart(t.pb), KZ_EHOSTDOWN);
+  two_hosts_free(&t);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Trace and the echo example */
 
@@ -1313,6 +1370,7 @@ static Suite *sim_suite(void) {
   tcase_add_test(tc, test_crash_resets_peers);
   tcase_add_test(tc, test_crash_storage_and_restart);
   tcase_add_test(tc, test_crash_reclaims_forgotten_handles);
+  tcase_add_test(tc, test_kill_one_process);
   tc = kz_tcase(s, "net", 20);
   tcase_add_test(tc, test_loss_rate_10k);
   tcase_add_test(tc, test_duplication_and_reordering);

@@ -413,12 +413,13 @@ static int parse_links(struct ld *L, yaml_node_t *m) {
 /* ------------------------------------------------------------------ */
 /* Faults */
 
-static const char *const fault_kinds[] = {"crash", "restart", "partition", "skew", "stall"};
+static const char *const fault_kinds[KZ_TOPO_FAULT_KINDS] = {"crash", "restart", "partition", "skew", "stall", "kill"};
 static const char *const crash_keys[] = {"crash", "at", "restart"};
 static const char *const restart_keys[] = {"restart", "at"};
 static const char *const partition_keys[] = {"partition", "from", "to", "oneway"};
 static const char *const skew_keys[] = {"skew", "at", "by", "drift"};
 static const char *const stall_keys[] = {"stall", "role", "at", "for"};
+static const char *const kill_keys[] = {"kill", "role", "at", "restart"};
 
 static int parse_side(struct ld *L, yaml_node_t *v, const char *key, size_t **out, size_t *n) {
   size_t cnt = v->type == YAML_SEQUENCE_NODE
@@ -455,16 +456,31 @@ static int parse_drift(struct ld *L, yaml_node_t *v, int32_t *out) {
   return 0;
 }
 
+/* The optional "role:" of a stall or a kill: a role the host runs. */
+static int parse_fault_role(struct ld *L, yaml_node_t *m, struct kz_topo_fault *f) {
+  yaml_node_t *v = get(L, m, "role");
+  if (!v) return 0;
+  const char *s;
+  int rc = want_scalar(L, v, "role", &s);
+  if (rc) return rc;
+  f->role = kz_topo_role_from_name(s);
+  if (f->role < 0) return fail(L, v, "role '%s' is not a kz role", s);
+  if (!(L->t->hosts[f->host].roles & (1u << f->role)))
+    return fail(L, v, "host '%s' does not run role '%s'", L->t->hosts[f->host].name, s);
+  return 0;
+}
+
 static int parse_fault(struct ld *L, yaml_node_t *m) {
   int rc = want_mapping(L, m, "a fault");
   if (rc) return rc;
   int kind = -1;
   yaml_node_t *kind_key = NULL;
-  for (int k = 0; k < 5; k++) {
+  for (int k = 0; k < KZ_TOPO_FAULT_KINDS; k++) {
     yaml_node_t *kk = get_key(L, m, fault_kinds[k]);
     if (!kk) continue;
-    /* "restart" is also the restart time of a crash. */
-    if (k == KZ_TOPO_FAULT_RESTART && kind == KZ_TOPO_FAULT_CRASH) continue;
+    /* "restart" is also the restart time of a crash or a kill. */
+    if (k == KZ_TOPO_FAULT_RESTART && (kind == KZ_TOPO_FAULT_CRASH || kind == KZ_TOPO_FAULT_KILL)) continue;
+    if (k == KZ_TOPO_FAULT_KILL && kind == KZ_TOPO_FAULT_RESTART) kind = -1; /* "restart" was the kill's */
     if (kind >= 0)
       return fail(L, kk, "a fault has one kind: '%s' and '%s' in one entry (write two entries)",
                   fault_kinds[kind], fault_kinds[k]);
@@ -475,14 +491,14 @@ static int parse_fault(struct ld *L, yaml_node_t *m) {
     /* Maybe a misspelt kind: name it. */
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
       const char *ks = scalar(node(L, p->key));
-      const char *hint = ks ? topo_suggest(ks, fault_kinds, 5) : NULL;
+      const char *hint = ks ? topo_suggest(ks, fault_kinds, KZ_TOPO_FAULT_KINDS) : NULL;
       if (hint) return fail(L, node(L, p->key), "unknown fault '%s' (did you mean '%s'?)", ks, hint);
     }
-    return fail(L, m, "a fault needs one of: crash, restart, partition, skew, stall");
+    return fail(L, m, "a fault needs one of: crash, restart, partition, skew, stall, kill");
   }
   static const char *const *const key_sets[] = {crash_keys, restart_keys, partition_keys, skew_keys,
-                                                stall_keys};
-  static const size_t nkeys[] = {3, 2, 4, 4, 4};
+                                                stall_keys, kill_keys};
+  static const size_t nkeys[] = {3, 2, 4, 4, 4, 4};
   char what[32];
   snprintf(what, sizeof what, "%s fault", fault_kinds[kind]);
   if ((rc = check_keys(L, m, what, key_sets[kind], nkeys[kind]))) return rc;
@@ -553,15 +569,15 @@ static int parse_fault(struct ld *L, yaml_node_t *m) {
     if (!f->has_skew && !f->has_drift)
       return fail(L, kind_key, "skew fault needs 'by' (a clock jump, e.g. '-250ms') or 'drift' (e.g. '50ppm')");
     break;
-  case KZ_TOPO_FAULT_STALL: {
-    if ((v = get(L, m, "role"))) {
-      const char *s;
-      if ((rc = want_scalar(L, v, "role", &s))) return rc;
-      f->role = kz_topo_role_from_name(s);
-      if (f->role < 0) return fail(L, v, "role '%s' is not a kz role", s);
-      if (!(t->hosts[f->host].roles & (1u << f->role)))
-        return fail(L, v, "host '%s' does not run role '%s'", t->hosts[f->host].name, s);
+  case KZ_TOPO_FAULT_KILL:
+    if ((rc = parse_fault_role(L, m, f))) return rc;
+    if ((v = get(L, m, "restart"))) {
+      if ((rc = get_udur(L, v, "restart", &f->until_ns))) return rc;
+      if (f->until_ns <= f->at_ns) return fail(L, v, "restart must come after the kill ('at')");
     }
+    break;
+  case KZ_TOPO_FAULT_STALL: {
+    if ((rc = parse_fault_role(L, m, f))) return rc;
     v = get(L, m, "for");
     if (!v) return fail(L, kind_key, "stall fault needs 'for' (how long, e.g. 'for: 2s')");
     uint64_t d;

@@ -173,6 +173,26 @@ int kz_sim_host_crash(struct kz_sim_host *h);
  * still start). */
 int kz_sim_host_restart(struct kz_sim_host *h);
 
+/* Kills process `p` now, as kill -9 does on a real host: the app stops
+ * without sending anything, its timers are dropped, its ports close (a
+ * datagram to them is dropped, a connect is refused), the peers of its
+ * streams receive a reset (KZ_ECONNRESET) one link latency later.  Its
+ * host and the host's other processes keep running, and its storage keeps
+ * every write, synced or not (the kernel's page cache survives a process).
+ * Same calling rule as kz_sim_host_crash.  Traced as a "kill" line.
+ * Returns 0 or KZ_EINVAL (the process is not running). */
+int kz_sim_proc_kill(struct kz_sim_proc *p);
+/* Starts a killed process again on its (up) host, with a fresh env seed.
+ * Returns 0, KZ_EBUSY (it runs), KZ_EHOSTDOWN (its host is down) or the
+ * app's start error. */
+int kz_sim_proc_restart(struct kz_sim_proc *p);
+/* Scheduled fault: kz_sim_proc_kill(p) at `at_ns`, and
+ * kz_sim_proc_restart(p) at `restart_ns` unless UINT64_MAX.  A kill that
+ * finds the process down, or a restart that finds it running or its host
+ * down, does nothing (traced as "fault_skipped").  Returns 0, KZ_EINVAL
+ * (restart_ns not after at_ns) or KZ_ENOMEM. */
+int kz_sim_proc_kill_at(struct kz_sim_proc *p, uint64_t at_ns, uint64_t restart_ns);
+
 /* ------------------------------------------------------------------ */
 /* Links: one per directed path (from -> to).  A path that was never
  * configured uses the default link configuration; every path that

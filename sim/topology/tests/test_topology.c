@@ -296,6 +296,12 @@ static const struct broken broken[] = {
      "broken.yaml:9:19: distribution 'gaussian' is not one of uniform, normal, pareto, paretonormal"},
     {HOSTS2 "links:\n  default:\n    latency: 1ms\n  pahts: []\n",
      "broken.yaml:10:3: unknown key 'pahts' in links (did you mean 'paths'?)"},
+    /* 35 */ {HOSTS2 "faults:\n  - kill: kz1\n    role: media\n    at: 5s\n    restart: 5s\n",
+              "broken.yaml:11:14: restart must come after the kill ('at')"},
+    {HOSTS2 "faults:\n  - kill: kz1\n    role: db\n    at: 1s\n",
+     "broken.yaml:9:11: host 'kz1' does not run role 'db'"},
+    {HOSTS2 "faults:\n  - kill: kz1\n    for: 1s\n    at: 1s\n",
+     "broken.yaml:9:5: unknown key 'for' in kill fault (expected one of: kill, role, at, restart)"},
 };
 
 START_TEST(broken_variant) {
@@ -310,6 +316,33 @@ START_TEST(broken_variant) {
   char prefix[64];
   snprintf(prefix, sizeof prefix, "broken.yaml:%u:%u: ", err.line, err.col);
   ck_assert_msg(strncmp(err.text, prefix, strlen(prefix)) == 0, "variant %d: %s", _i, err.text);
+}
+END_TEST
+
+/* kill: one role's process, or every process of the host; the restart
+ * is optional, and written first or last it is the kill's. */
+START_TEST(kill_faults) {
+  static const char yaml[] = HOSTS2 "faults:\n"
+                                    "  - kill: kz1\n    role: media\n    at: 2s\n    restart: 4s\n"
+                                    "  - restart: 9s\n    kill: kz2\n    at: 3s\n"
+                                    "  - kill: kz2\n    at: 12s\n";
+  struct kz_topo *t = NULL;
+  struct kz_topo_err err;
+  ck_assert_int_eq(kz_topo_load(&t, "kill.yaml", yaml, strlen(yaml), &err), 0);
+  ck_assert_uint_eq(t->nfaults, 3);
+  const struct kz_topo_fault *f = t->faults;
+  ck_assert_int_eq(f[0].kind, KZ_TOPO_FAULT_KILL);
+  ck_assert_int_eq(f[0].role, KZ_TOPO_MEDIA);
+  ck_assert_uint_eq(f[0].host, 0);
+  ck_assert_uint_eq(f[0].at_ns, 2 * SEC);
+  ck_assert_uint_eq(f[0].until_ns, 4 * SEC);
+  ck_assert_int_eq(f[1].kind, KZ_TOPO_FAULT_KILL);
+  ck_assert_int_eq(f[1].role, -1);
+  ck_assert_uint_eq(f[1].host, 1);
+  ck_assert_uint_eq(f[1].until_ns, 9 * SEC);
+  ck_assert_int_eq(f[2].kind, KZ_TOPO_FAULT_KILL);
+  ck_assert_uint_eq(f[2].until_ns, UINT64_MAX);
+  kz_topo_free(t);
 }
 END_TEST
 
@@ -332,6 +365,7 @@ int main(void) {
   tcase_add_test(tc, values);
   tcase_add_test(tc, alloc_failures);
   tcase_add_test(tc, missing_file);
+  tcase_add_test(tc, kill_faults);
   tc = kz_tcase(s, "broken", 30);
   tcase_add_loop_test(tc, broken_variant, 0, (int)(sizeof broken / sizeof broken[0]));
   return kz_run_suite(s);

@@ -118,14 +118,16 @@ enum kz_topo_fault_kind {
   KZ_TOPO_FAULT_PARTITION, /* side a cut from side b from `at` to `until` (UINT64_MAX: never heals) */
   KZ_TOPO_FAULT_SKEW,      /* host's wall clock: jumps by skew_ns and/or drifts drift_ppm from `at` */
   KZ_TOPO_FAULT_STALL,     /* host's processes (or one role's) stall from `at` for until - at */
+  KZ_TOPO_FAULT_KILL,      /* host's processes (or one role's) killed at `at`, started again at `until` */
 };
+#define KZ_TOPO_FAULT_KINDS 6
 
 struct kz_topo_fault {
   enum kz_topo_fault_kind kind;
   uint64_t at_ns;
-  uint64_t until_ns;  /* restart / heal / end of stall; UINT64_MAX: never */
+  uint64_t until_ns;  /* restart / heal / end of stall / start after a kill; UINT64_MAX: never */
   size_t host;        /* CRASH, RESTART, SKEW, STALL */
-  int role;           /* STALL: the role whose process stalls, -1: every process of the host */
+  int role;           /* STALL, KILL: the role whose process it hits, -1: every process of the host */
   /* PARTITION: host indexes of the two sides; `oneway` cuts only a -> b
    * (b's packets still reach a: an asymmetric partition). */
   size_t *side_a, *side_b;
