@@ -839,6 +839,22 @@ static int write_configs(struct up_state *s, const struct kz_topo *t, long long 
         snprintf(u, sizeof u, "sip:%s:%d", a, SIP_PORT);
         json_array_append_new(media, json_string(u));
       }
+      /* Trusted sources written as the simulated hosts' addresses are
+       * those hosts' loopback twins here. */
+      json_t *tv;
+      size_t ti;
+      json_array_foreach(json_object_get(j, "trusted"), ti, tv) {
+        struct kz_addr a;
+        if (!json_is_string(tv) || kz_addr_parse(&a, json_string_value(tv))) continue;
+        for (size_t h = 0; h < t->nhosts; h++) {
+          char twin[INET_ADDRSTRLEN];
+          if (a.family != 4 || memcmp(a.ip, t->hosts[h].addr.ip, 4) ||
+              kz_cli_up_map_addr(&t->hosts[h].addr, s->net, twin, sizeof twin))
+            continue;
+          json_array_set_new(json_object_get(j, "trusted"), ti, json_string(twin));
+          break;
+        }
+      }
       json_object_set_new(j, "listen", json_string(listen));
       json_object_set_new(j, "media_servers", media);
       json_object_set_new(j, "name", json_string(name));
