@@ -10,6 +10,13 @@ static int frame_fail(struct kz_sip_perr *err, size_t off, const char *why) {
   return KZ_EPROTO;
 }
 
+/* RFC 3261 §21.5.14: a message over the size limit is answered 513
+ * (when the header block can still be read to build the answer). */
+static int frame_too_large(struct kz_sip_perr *err, size_t off) {
+  kz_sip_perr_set(err, 513, true, off, "message too large", NULL, NULL, NULL);
+  return KZ_EPROTO;
+}
+
 /* Finds Content-Length in the header block [p, e) (start line first);
  * folded values and LWS before ':' are allowed as in the parser. */
 static int find_content_length(const char *p, const char *e, const char *base, uint64_t *cl,
@@ -78,7 +85,7 @@ int kz_sip_frame_(const char *data, size_t len, size_t max_size, size_t *resume,
   }
   if (!hend) {
     size_t have = (size_t)(e - s);
-    if (have > max_size) return frame_fail(err, i, "message too large");
+    if (have > max_size) return frame_too_large(err, i);
     *resume = i + (have > 3 ? have - 3 : 0);
     return KZ_EAGAIN;
   }
@@ -86,7 +93,7 @@ int kz_sip_frame_(const char *data, size_t len, size_t max_size, size_t *resume,
   int rc = find_content_length(s, hend, data, &cl, err);
   if (rc) return rc;
   uint64_t total = (uint64_t)(hend - s) + cl;
-  if (total > max_size) return frame_fail(err, i, "message too large");
+  if (total > max_size) return frame_too_large(err, i);
   if ((uint64_t)(e - s) < total) {
     size_t hl = (size_t)(hend - s);
     *resume = i + (hl > 3 ? hl - 3 : 0); /* re-find the same header end cheaply */

@@ -125,6 +125,28 @@ static void append_uri_without_alias(struct kz_buf *b, const char *uri) {
   kz_buf_append_cstr(b, rest);
 }
 
+/* A Contact value with ;alias=<alias> added to its URI (Kamailio's
+ * add_contact_alias): inside the <>, before any URI headers; an
+ * addr-spec gets the <> it then needs, its header parameters kept
+ * after them. */
+static void append_contact_alias(struct kz_buf *b, const struct kz_sip_addr *c, const char *alias) {
+  const char *rs = c->raw.p, *re = c->raw.p + c->raw.len;
+  const char *us = c->uri.raw.p, *ue = c->uri.raw.p + c->uri.raw.len;
+  const char *ins = c->uri.headers.p ? c->uri.headers.p - 1 : ue; /* the '?' */
+  kz_sip_unfold(b, kz_slice_make(rs, (size_t)(us - rs)));
+  if (!c->angle) kz_buf_append_byte(b, '<');
+  kz_buf_append(b, us, (size_t)(ins - us));
+  kz_buf_printf(b, ";alias=%s", alias);
+  kz_buf_append(b, ins, (size_t)(ue - ins));
+  if (!c->angle) kz_buf_append_byte(b, '>');
+  kz_sip_unfold(b, kz_slice_make(ue, (size_t)(re - ue)));
+}
+
+/* X-AUTH-*: Kazoo's media servers take them as the proxy's word. */
+static bool is_xauth(struct kz_slice name) {
+  return name.len >= 7 && kz_slice_caseeq_cstr(kz_slice_sub(name, 0, 7), "X-AUTH-");
+}
+
 static void append_rr(struct kz_proxy *p, struct kz_buf *b, enum kz_sip_transport tp) {
   if (tp == KZ_SIP_TRANSPORT_TCP)
     kz_buf_printf(b, "Record-Route: <sip:%s:%u;transport=tcp;lr>\r\n", p->host, p->port);
@@ -180,6 +202,7 @@ int px_build_request_tp(struct kz_proxy *p, const struct kz_sip_msg *req, const 
     case KZ_SIP_HDR_ROUTE:
       if (routes_done) break;
       routes_done = true;
+      if (fwd->path && fwd->path[0]) kz_buf_printf(b, "Route: %s\r\n", fwd->path);
       for (size_t r = rfirst; r < rlast; r++) {
         kz_buf_append_cstr(b, "Route: ");
         kz_sip_unfold(b, req->routes[r].raw);
@@ -201,7 +224,18 @@ int px_build_request_tp(struct kz_proxy *p, const struct kz_sip_msg *req, const 
       break;
     case KZ_SIP_HDR_CONTENT_LENGTH:
       break;
+    case KZ_SIP_HDR_CONTACT:
+      /* fwd->alias is only set for a request with exactly one Contact. */
+      if (fwd->alias[0] && req->ncontacts == 1) {
+        kz_buf_append_slice(b, h->name);
+        kz_buf_append_cstr(b, ": ");
+        append_contact_alias(b, &req->contacts[0], fwd->alias);
+        kz_buf_append_cstr(b, "\r\n");
+        break;
+      }
+      goto copy;
     default:
+      if (h->id == KZ_SIP_HDR_OTHER && fwd->strip_xauth && is_xauth(h->name)) break;
     copy:
       kz_buf_append_slice(b, h->name);
       kz_buf_append_cstr(b, ": ");
@@ -210,8 +244,10 @@ int px_build_request_tp(struct kz_proxy *p, const struct kz_sip_msg *req, const 
       break;
     }
   }
+  if (!routes_done && fwd->path && fwd->path[0]) kz_buf_printf(b, "Route: %s\r\n", fwd->path);
   if (!rr_done) append_rrs(p, b, in_tp, fwd->transport);
   if (!mf_done) kz_buf_printf(b, "Max-Forwards: %u\r\n", p->cfg->max_forwards_default);
+  kz_buf_append_cstr(b, fwd->xauth);
   kz_buf_printf(b, "Content-Length: %zu\r\n\r\n", req->body.len);
   return kz_buf_append_slice(b, req->body);
 }
@@ -231,7 +267,7 @@ int px_build_request(struct kz_proxy *p, const struct kz_sip_msg *req, const str
  * that sends it elsewhere. */
 static int build_response_up(struct kz_proxy *p, const struct kz_sip_msg *r,
                              const struct kz_sip_msg *req, const struct kz_addr *src,
-                             struct kz_buf *b) {
+                             const char *alias, struct kz_buf *b) {
   const char *eol = memchr(r->raw.p, '\n', r->raw.len);
   if (!eol) return KZ_EPROTO;
   struct kz_slice sl = kz_slice_trim(kz_slice_make(r->raw.p, (size_t)(eol - r->raw.p)));
@@ -262,7 +298,10 @@ static int build_response_up(struct kz_proxy *p, const struct kz_sip_msg *r,
     if (h->id == KZ_SIP_HDR_CONTENT_LENGTH) continue;
     kz_buf_append_slice(b, h->name);
     kz_buf_append_cstr(b, ": ");
-    kz_sip_unfold(b, h->value);
+    if (h->id == KZ_SIP_HDR_CONTACT && alias && alias[0] && r->ncontacts == 1)
+      append_contact_alias(b, &r->contacts[0], alias);
+    else
+      kz_sip_unfold(b, h->value);
     kz_buf_append_cstr(b, "\r\n");
   }
   kz_buf_printf(b, "Content-Length: %zu\r\n\r\n", r->body.len);
@@ -283,14 +322,15 @@ static bool via_dest(const struct kz_sip_via *v, struct kz_addr *out, enum kz_si
   return true;
 }
 
-void px_forward_response_stateless(struct kz_proxy *p, const struct kz_sip_msg *resp) {
+void px_forward_response_stateless(struct kz_proxy *p, const struct kz_sip_msg *resp,
+                                   const char *alias) {
   if (resp->nvias < 2 || !via_is_self(p, &resp->vias[0])) return;
   struct kz_addr dest;
   enum kz_sip_transport tp;
   if (!via_dest(&resp->vias[1], &dest, &tp)) return;
   struct kz_buf b;
   kz_buf_init(&b);
-  if (build_response_up(p, resp, NULL, NULL, &b) == 0) px_send(p, b.data, b.len, &dest, tp);
+  if (build_response_up(p, resp, NULL, NULL, alias, &b) == 0) px_send(p, b.data, b.len, &dest, tp);
   kz_buf_free(&b);
 }
 
@@ -358,17 +398,18 @@ static bool stx_open(const struct px_pctx *pc) {
  * ended: a final non-2xx that cannot be relayed as it came is answered
  * locally with the same status rather than dropped, so the UAC is never
  * left waiting for its timeout. */
-static void relay_up(struct kz_proxy *p, struct px_pctx *pc, const struct kz_sip_msg *resp) {
+static void relay_up(struct kz_proxy *p, struct px_pctx *pc, const struct kz_sip_msg *resp,
+                     const char *alias) {
   struct kz_buf b;
   kz_buf_init(&b);
   int rc = KZ_EINVAL;
   bool open = stx_open(pc);
-  if (build_response_up(p, resp, pc->req, &pc->src, &b) == 0 && open)
+  if (build_response_up(p, resp, pc->req, &pc->src, alias, &b) == 0 && open)
     rc = kz_sip_txn_respond(pc->stx, b.data, b.len, px_now(p));
   kz_buf_free(&b);
   if (rc == 0) return;
   if (resp->status >= 200 && resp->status < 300) {
-    px_forward_response_stateless(p, resp);
+    px_forward_response_stateless(p, resp, alias);
   } else if (resp->status >= 300 && open && stx_open(pc)) {
     char reason[128];
     snprintf(reason, sizeof reason, "%.*s", (int)(resp->reason.len < 127 ? resp->reason.len : 127),
@@ -482,7 +523,7 @@ static void check_done(struct kz_proxy *p, struct px_pctx *pc) {
     return;
   }
   if (pc->best) {
-    relay_up(p, pc, pc->best);
+    relay_up(p, pc, pc->best, NULL); /* >= 300: no dialog, no alias */
     pc->final_sent = true;
     return;
   }
@@ -534,10 +575,16 @@ static void on_fr_timer(void *arg) {
   px_txl_rearm(p);
 }
 
-void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct kz_sip_msg *resp) {
+void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct kz_sip_msg *resp,
+                           const struct kz_addr *src, enum kz_sip_transport tp) {
   struct px_pctx *pc = b->pc;
   if (!pc) return;
   uint16_t st = resp->status;
+  /* A reply from a device behind NAT (not a media server) gets the same
+   * Contact alias its requests would (nat-traversal-role's reply route):
+   * the caller's ACK and BYE then find the device's NAT binding. */
+  char alias[80] = "";
+  if (st < 300 && !px_is_trusted(p, src)) px_contact_alias(resp, src, tp, alias, sizeof alias);
   enter(pc);
   if (st < 200) {
     kz_timer_stop(&b->fr);
@@ -546,7 +593,7 @@ void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct
       cancel_branch(p, b);
     } else if (st > 100 && !b->abandoned && !pc->final_sent) {
       if (st == 180 || st == 183) pc->no_failover = true;
-      relay_up(p, pc, resp);
+      relay_up(p, pc, resp, alias);
     }
   } else if (b->abandoned) {
     /* Already given up on (and counted as failed). */
@@ -555,7 +602,7 @@ void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct
     b->status = st;
     kz_timer_stop(&b->fr);
     pc->no_failover = true;
-    relay_up(p, pc, resp);
+    relay_up(p, pc, resp, alias);
     pc->final_sent = true;
     cancel_others(p, pc, b);
   } else {
@@ -662,6 +709,19 @@ void px_proxy_request(struct kz_proxy *p, struct kz_sip_txn *stx, const struct k
       snprintf(f.ruri, sizeof f.ruri, "%s", bd->contact);
       f.dest = bd->target;
       f.transport = bd->transport;
+      /* RFC 3327 §5.3: a binding registered through edge proxies is
+       * reached through them: its Path is the route set, and the first
+       * Path hop the next one.  A Path hop that is not an IP literal
+       * cannot be resolved here: the binding's received address stays. */
+      if (bd->path && bd->path[0]) {
+        f.path = bd->path;
+        struct kz_addr pa;
+        enum kz_sip_transport ptp;
+        if (px_path_first_hop(bd->path, &pa, &ptp)) {
+          f.dest = pa;
+          f.transport = ptp;
+        }
+      }
       if (start_branch(p, pc, &f, -1) == 0) started++;
     }
     if (!started) local_final(p, pc, 480, "Temporarily Unavailable");

@@ -71,6 +71,80 @@ bool px_is_self_uri(const struct kz_proxy *p, const struct kz_sip_uri *u) {
   return kz_slice_caseeq_cstr(u->host, p->host) || kz_slice_caseeq_cstr(u->host, ip);
 }
 
+bool px_path_first_hop(const char *path, struct kz_addr *out, enum kz_sip_transport *tp) {
+  struct kz_slice v = kz_slice_trim(kz_slice_cstr(path));
+  struct kz_slice uri;
+  if (v.len && v.p[0] == '<') {
+    long close = kz_slice_find_char(v, '>');
+    if (close < 2) return false;
+    uri = kz_slice_sub(v, 1, (size_t)close - 1);
+  } else {
+    /* An addr-spec: its parameters belong to the header, not the URI. */
+    size_t e = 0;
+    while (e < v.len && v.p[e] != ',' && v.p[e] != ';') e++;
+    uri = kz_slice_trim(kz_slice_sub(v, 0, e));
+  }
+  struct kz_sip_uri u;
+  if (kz_sip_uri_parse(uri, &u) != 0) return false;
+  return px_uri_addr(&u, out, tp);
+}
+
+/* Kamailio's alias proto numbers: 1 udp, 2 tcp, 3 tls. */
+static int alias_proto(enum kz_sip_transport tp) {
+  switch (tp) {
+  case KZ_SIP_TRANSPORT_TCP: return 2;
+  case KZ_SIP_TRANSPORT_TLS: return 3;
+  default: return 1;
+  }
+}
+
+bool px_alias_parse(struct kz_slice alias, struct kz_addr *out, enum kz_sip_transport *tp) {
+  /* ip~port~proto, ip a v4 dotted quad or a v6 literal (with or
+   * without brackets). */
+  char buf[96];
+  if (alias.len == 0 || alias.len >= sizeof buf) return false;
+  memcpy(buf, alias.p, alias.len);
+  buf[alias.len] = 0;
+  char *t1 = strchr(buf, '~');
+  if (!t1) return false;
+  *t1++ = 0;
+  char *t2 = strchr(t1, '~');
+  int proto = 1;
+  if (t2) {
+    *t2++ = 0;
+    if (t2[0] < '1' || t2[0] > '9' || t2[1]) return false;
+    proto = t2[0] - '0';
+  }
+  uint64_t port = 0;
+  if (kz_slice_to_u64(kz_slice_cstr(t1), 65535, &port) != 0 || !port) return false;
+  char ab[128];
+  if (strchr(buf, ':') && buf[0] != '[') snprintf(ab, sizeof ab, "[%s]:%u", buf, (unsigned)port);
+  else snprintf(ab, sizeof ab, "%s:%u", buf, (unsigned)port);
+  if (kz_addr_parse(out, ab) != 0) return false;
+  *tp = proto == 2 ? KZ_SIP_TRANSPORT_TCP : proto == 3 ? KZ_SIP_TRANSPORT_TLS : KZ_SIP_TRANSPORT_UDP;
+  return true;
+}
+
+bool px_contact_alias(const struct kz_sip_msg *m, const struct kz_addr *src,
+                      enum kz_sip_transport tp, char *out, size_t n) {
+  out[0] = 0;
+  if (m->ncontacts != 1 || m->contact_star) return false;
+  const struct kz_sip_uri *u = &m->contacts[0].uri;
+  if (u->scheme != KZ_SIP_SCHEME_SIP && u->scheme != KZ_SIP_SCHEME_SIPS) return false;
+  /* Already aliased (by us on an earlier hop, or by an edge proxy). */
+  if (kz_sip_param_get(u->params, "alias", NULL)) return false;
+  struct kz_addr ca;
+  if (px_uri_addr(u, &ca, NULL) && kz_addr_eq(&ca, src)) return false;
+  char ip[KZ_ADDR_STRLEN];
+  px_ip_str(src, ip, sizeof ip);
+  int k = snprintf(out, n, "%s~%u~%d", ip, src->port, alias_proto(tp));
+  if (k < 0 || (size_t)k >= n) {
+    out[0] = 0;
+    return false;
+  }
+  return true;
+}
+
 /* ------------------------------------------------------------------ */
 /* Transport                                                           */
 
@@ -86,6 +160,35 @@ static void conn_free(struct px_conn *c) {
 
 static void handle_bytes(struct kz_proxy *p, const uint8_t *data, size_t len,
                          const struct kz_addr *src, enum kz_sip_transport transport);
+
+static void on_malformed(struct kz_proxy *p, const uint8_t *data, size_t len,
+                         const struct kz_addr *src, enum kz_sip_transport transport,
+                         const struct kz_sip_perr *perr);
+
+/* The stream cannot be framed any more (RFC 3261 §18.3): before closing
+ * it, answer the request at its head with the framer's status, 513
+ * Message Too Large (§21.5.14) for one over PX_MAX_TCP_MSG or 400 for a
+ * missing or bad Content-Length, built from the header lines that
+ * arrived (the last one may be cut short: it is left out). */
+static void framing_error_reply(struct kz_proxy *p, struct px_conn *c, size_t skip,
+                                const struct kz_sip_perr *err) {
+  if (skip > c->in.len) return;
+  const uint8_t *h = c->in.data + skip;
+  size_t n = c->in.len - skip;
+  bool blank = false;
+  for (size_t i = 0; i + 1 < n && !blank; i++)
+    if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < n && h[i + 2] == '\n')))
+      blank = true;
+  if (!blank) {
+    while (n > 0 && h[n - 1] != '\n') n--;
+    if (!n) return;
+  }
+  struct kz_sip_perr e = *err;
+  if (e.status == 513) snprintf(e.reason, sizeof e.reason, "Message Too Large");
+  else if (e.status < 400 || e.status > 599) e.status = 400;
+  struct kz_addr peer = c->peer;
+  on_malformed(p, h, n, &peer, KZ_SIP_TRANSPORT_TCP, &e);
+}
 
 static void conn_on_data(void *arg, struct kz_stream *s, const uint8_t *data, size_t len) {
   struct px_conn *c = arg;
@@ -105,6 +208,7 @@ static void conn_on_data(void *arg, struct kz_stream *s, const uint8_t *data, si
     }
     if (rc < 0) {
       kz_log(p->env, KZ_LOG_INFO, PX_LOG, "tcp framing lost: %s", err.reason);
+      framing_error_reply(p, c, skip, &err);
       conn_free(c);
       break;
     }
@@ -326,24 +430,7 @@ static bool next_hop(struct kz_proxy *p, const struct kz_sip_msg *m, struct px_f
   }
   struct kz_slice alias;
   if (kz_sip_param_get(ru->params, "alias", &alias) && alias.p && alias.len) {
-    /* ip~port~proto (Kamailio's set_contact_alias). */
-    char buf[96];
-    if (alias.len >= sizeof buf) return false;
-    memcpy(buf, alias.p, alias.len);
-    buf[alias.len] = 0;
-    char *t1 = strchr(buf, '~');
-    if (!t1) return false;
-    *t1++ = 0;
-    char *t2 = strchr(t1, '~');
-    int proto = 1;
-    if (t2) {
-      *t2++ = 0;
-      proto = t2[0] - '0';
-    }
-    char ab[200];
-    snprintf(ab, sizeof ab, "%s:%s", buf, t1);
-    if (kz_addr_parse(&fwd->dest, ab) != 0) return false;
-    fwd->transport = proto == 2 ? KZ_SIP_TRANSPORT_TCP : KZ_SIP_TRANSPORT_UDP;
+    if (!px_alias_parse(alias, &fwd->dest, &fwd->transport)) return false;
     fwd->remove_alias = true;
     return true;
   }
@@ -408,12 +495,27 @@ static struct px_aor *aor_of_request(struct kz_proxy *p, const struct kz_sip_msg
   return px_location(p, m->ruri.user, m->ruri.host);
 }
 
+/* What every forwarded request from this source gets, whatever route
+ * it takes: the Contact alias of a NATed first hop and, from untrusted
+ * sources, no X-AUTH-* header of theirs (only the proxy vouches). */
+static void decorate(struct px_fwd *fwd, bool trusted, const char *alias) {
+  fwd->strip_xauth = !trusted;
+  snprintf(fwd->alias, sizeof fwd->alias, "%s", alias);
+}
+
 static void on_request(struct kz_proxy *p, const struct kz_sip_msg *m, const struct kz_addr *src,
                        enum kz_sip_transport transport) {
   p->st.requests_in++;
   bool trusted = px_is_trusted(p, src);
   bool ack = method_is(m, KZ_SIP_METHOD_ACK);
   bool in_dialog = m->to.tag.p != NULL;
+  /* NAT_DETECT: a request straight from a device (one Via, so we are its
+   * first hop) whose Contact is not where the packet came from gets
+   * ;alias=ip~port~proto on the Contact URI (set_contact_alias), so that
+   * requests sent back to that Contact find the NAT binding. */
+  char alias[80] = "";
+  if (!trusted && m->nvias == 1 && !method_is(m, KZ_SIP_METHOD_REGISTER))
+    px_contact_alias(m, src, transport, alias, sizeof alias);
 
   /* TRAFFIC_FILTER: scanners dial bare IPs. */
   if (!trusted && !in_dialog && p->cfg->traffic_filter && px_traffic_filtered(p, m)) {
@@ -464,6 +566,7 @@ static void on_request(struct kz_proxy *p, const struct kz_sip_msg *m, const str
       memset(&fwd, 0, sizeof fwd);
       ok = !px_is_self_uri(p, &m->ruri) && next_hop(p, m, &fwd);
     }
+    decorate(&fwd, trusted, alias);
     feed_txl(p, m, src, transport, PXM_ACK, ok ? &fwd : NULL, NULL);
     return;
   }
@@ -480,6 +583,7 @@ static void on_request(struct kz_proxy *p, const struct kz_sip_msg *m, const str
         px_reply(p, m, src, transport, 404, "Not here", NULL);
         return;
       }
+      decorate(&fwd, trusted, alias);
       feed_txl(p, m, src, transport, PXM_FWD, &fwd, NULL);
       return;
     }
@@ -509,6 +613,12 @@ static void on_request(struct kz_proxy *p, const struct kz_sip_msg *m, const str
   }
   fwd.add_rr = m->method == KZ_SIP_METHOD_INVITE || m->method == KZ_SIP_METHOD_SUBSCRIBE ||
                m->method == KZ_SIP_METHOD_REFER;
+  decorate(&fwd, trusted, alias);
+  /* SETUP_AUTH_HEADERS (4.3): INVITEs are not challenged here; the media
+   * server learns who sent them from headers only the proxy writes. */
+  if (!trusted && (method_is(m, KZ_SIP_METHOD_INVITE) || method_is(m, KZ_SIP_METHOD_MESSAGE) ||
+                   method_is(m, KZ_SIP_METHOD_REFER)))
+    px_xauth_headers(p, m, src, fwd.xauth, sizeof fwd.xauth);
 
   if (trusted) {
     /* From a media server: to a registered device, or onward. */
@@ -597,10 +707,14 @@ static void on_txl_event(void *arg, const struct kz_sip_txl_event *ev) {
     return;
   case KZ_SIP_TXL_EV_RESPONSE:
     if (!ev->txn) {
-      px_forward_response_stateless(p, ev->msg);
+      /* A 2xx retransmission: it must carry the Contact the first one
+       * carried to the caller. */
+      char alias[80] = "";
+      if (!px_is_trusted(p, ev->src)) px_contact_alias(ev->msg, ev->src, ev->transport, alias, sizeof alias);
+      px_forward_response_stateless(p, ev->msg, alias);
       return;
     }
-    if (kind == PXU_BRANCH) px_on_branch_response(p, user, ev->msg);
+    if (kind == PXU_BRANCH) px_on_branch_response(p, user, ev->msg, ev->src, ev->transport);
     else if (kind == PXU_PROBE) px_on_probe_result(p, user, ev->msg->status);
     else if (kind == PXU_PING && ev->msg->status >= 200) px_on_ping_result(p, user, true);
     return;

@@ -79,6 +79,13 @@ struct px_fwd {
   bool drop_last_route;         /* strict-route fix (§16.4) */
   bool add_rr;                  /* record-route (first hop, initial) */
   bool remove_alias;            /* R-URI ;alias handled: strip it */
+  bool strip_xauth;             /* drop X-AUTH-* headers (untrusted source) */
+  char alias[80];               /* set_contact_alias: "ip~port~proto" added to
+                                   the Contact URI ("" = none) */
+  char xauth[320];              /* X-AUTH-* header lines to add ("" = none) */
+  const char *path;             /* Path of the target binding: its values go
+                                   first in the Route set (NULL = none).
+                                   Borrowed: valid only while building */
 };
 
 /* One proxied request: a server transaction and its client branches. */
@@ -273,6 +280,16 @@ void px_reply(struct kz_proxy *p, const struct kz_sip_msg *req, const struct kz_
 void px_txn_reply(struct kz_proxy *p, struct kz_sip_txn *stx, uint16_t status,
                   const char *reason, const char *extra_headers);
 bool px_is_self_uri(const struct kz_proxy *p, const struct kz_sip_uri *u);
+/* set_contact_alias(): when m (received from src over tp) has one Contact
+ * whose address is not src, writes "ip~port~proto" of src into out (n
+ * bytes) and returns true; false (out = "") otherwise. */
+bool px_contact_alias(const struct kz_sip_msg *m, const struct kz_addr *src,
+                      enum kz_sip_transport tp, char *out, size_t n);
+/* The address of the first URI of a Path (or Route) value list such as
+ * "<sip:10.0.0.9:5060;lr>, <sip:...>", when its host is an IP literal. */
+bool px_path_first_hop(const char *path, struct kz_addr *out, enum kz_sip_transport *tp);
+/* Parses an alias value "ip~port~proto" into an address and transport. */
+bool px_alias_parse(struct kz_slice alias, struct kz_addr *out, enum kz_sip_transport *tp);
 /* Address of a sip URI with an IP literal host (default port 5060). */
 bool px_uri_addr(const struct kz_sip_uri *u, struct kz_addr *out,
                  enum kz_sip_transport *tp);
@@ -299,12 +316,17 @@ void px_proxy_request(struct kz_proxy *p, struct kz_sip_txn *stx, const struct k
                       const struct px_fwd *fwd, enum px_mode mode, struct px_aor *aor);
 void px_forward_stateless(struct kz_proxy *p, const struct kz_sip_msg *req,
                           const struct kz_addr *src, const struct px_fwd *fwd);
-void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct kz_sip_msg *resp);
+/* A response on branch b, received from src over tp. */
+void px_on_branch_response(struct kz_proxy *p, struct px_branch *b, const struct kz_sip_msg *resp,
+                           const struct kz_addr *src, enum kz_sip_transport tp);
 void px_on_branch_failure(struct kz_proxy *p, struct px_branch *b, uint16_t status);
 void px_on_branch_terminated(struct kz_proxy *p, struct px_branch *b);
 void px_on_server_terminated(struct kz_proxy *p, struct px_pctx *pc);
 void px_on_cancel(struct kz_proxy *p, struct kz_sip_txn *cancel, struct kz_sip_txn *target);
-void px_forward_response_stateless(struct kz_proxy *p, const struct kz_sip_msg *resp);
+/* Relays a response that matches no transaction by its second Via;
+ * alias (NULL = none) is set_contact_alias's value for its Contact. */
+void px_forward_response_stateless(struct kz_proxy *p, const struct kz_sip_msg *resp,
+                                   const char *alias);
 void px_pctx_free_all(struct kz_proxy *p);
 
 /* ---- registrar.c ---- */
@@ -316,6 +338,13 @@ void px_on_register(struct kz_proxy *p, const struct kz_sip_msg *msg, const stru
 struct px_aor *px_location(struct kz_proxy *p, struct kz_slice user, struct kz_slice realm);
 void px_on_bus_delivery(void *arg, struct kz_bus *bus, const struct kz_bus_delivery *d);
 void px_on_ping_result(struct kz_proxy *p, struct px_probe *pr, bool ok);
+/* The X-AUTH-* header lines (Kazoo 4.3's SETUP_AUTH_HEADERS) for an
+ * initial request from an untrusted src: X-AUTH-IP/-PORT always, and
+ * X-AUTH-Token "<Authorizing-ID>@<Account-ID>" when the From AOR has a
+ * binding received from src whose authn_resp gave both ids.  Writes
+ * "" when the lines would not fit in n bytes. */
+void px_xauth_headers(struct kz_proxy *p, const struct kz_sip_msg *m, const struct kz_addr *src,
+                      char *out, size_t n);
 
 /* Probe/ping objects hung on client transactions. */
 struct px_probe *px_probe_new(struct kz_proxy *p, enum px_user_kind kind);

@@ -397,6 +397,21 @@ static void binding_target(const struct reg_ctx *rc, const struct kz_sip_addr *c
   b->target = (nated || rc->tp == KZ_SIP_TRANSPORT_TCP) ? *rc->src : caddr;
 }
 
+/* Whether a Supported header lists the option tag "path". */
+static bool supports_path(const struct kz_sip_msg *m) {
+  for (const struct kz_sip_hdr *h = kz_sip_msg_hdr(m, KZ_SIP_HDR_SUPPORTED); h; h = kz_sip_msg_hdr_next(m, h)) {
+    struct kz_slice v = h->value;
+    size_t i = 0;
+    while (i < v.len) {
+      size_t j = i;
+      while (j < v.len && v.p[j] != ',') j++;
+      if (kz_slice_caseeq_cstr(kz_slice_trim(kz_slice_sub(v, i, j - i)), "path")) return true;
+      i = j + 1;
+    }
+  }
+  return false;
+}
+
 static void reply_ok(struct kz_proxy *p, const struct reg_ctx *rc, struct px_aor *a) {
   struct kz_buf x;
   kz_buf_init(&x);
@@ -405,6 +420,15 @@ static void reply_ok(struct kz_proxy *p, const struct reg_ctx *rc, struct px_aor
     uint64_t left = b->expires_at > now ? (b->expires_at - now + PX_NS_S - 1) / PX_NS_S : 0;
     kz_buf_printf(&x, "Contact: <%s>;expires=%llu\r\n", b->contact, (unsigned long long)left);
   }
+  /* RFC 3327 §5.3: the Path is echoed to a UA that supports it (the
+   * registrar's path_mode 1: stored always, echoed when asked). */
+  if (supports_path(rc->m))
+    for (const struct kz_sip_hdr *ph = kz_sip_msg_hdr(rc->m, KZ_SIP_HDR_PATH); ph;
+         ph = kz_sip_msg_hdr_next(rc->m, ph)) {
+      kz_buf_append_cstr(&x, "Path: ");
+      kz_sip_unfold(&x, ph->value);
+      kz_buf_append_cstr(&x, "\r\n");
+    }
   px_reply(p, rc->m, rc->src, rc->tp, 200, "OK", x.len ? (const char *)x.data : NULL);
   kz_buf_free(&x);
   p->st.registers_ok++;
@@ -812,6 +836,38 @@ void px_on_register(struct kz_proxy *p, const struct kz_sip_msg *m, const struct
     send_authn_req(p, &rc, key, &cred);
   }
   kz_sip_digest_auth_clear(&cred);
+}
+
+/* ------------------------------------------------------------------ */
+/* X-AUTH headers for media servers (4.3's SETUP_AUTH_HEADERS)          */
+
+void px_xauth_headers(struct kz_proxy *p, const struct kz_sip_msg *m, const struct kz_addr *src,
+                      char *out, size_t n) {
+  char ip[KZ_ADDR_STRLEN];
+  px_ip_str(src, ip, sizeof ip);
+  int k = snprintf(out, n, "X-AUTH-IP: %s\r\nX-AUTH-PORT: %u\r\n", ip, src->port);
+  if (k < 0 || (size_t)k >= n) {
+    out[0] = 0;
+    return;
+  }
+  /* registered("location", "$fu") with match_received = the source: a
+   * device that registered from this very address and port. */
+  struct px_aor *a = m->from.uri.user.p ? px_location(p, m->from.uri.user, m->from.uri.host) : NULL;
+  if (!a || !a->ccvs) return;
+  bool match = false;
+  for (struct px_binding *b = a->bindings; b && !match; b = b->next)
+    match = kz_addr_eq(&b->received, src);
+  if (!match) return;
+  const char *auth_id = json_string_value(json_object_get(a->ccvs, "Authorizing-ID"));
+  const char *acct_id = json_string_value(json_object_get(a->ccvs, "Account-ID"));
+  if (!auth_id || !acct_id || !auth_id[0] || !acct_id[0]) return;
+  /* Ids go into a header line: refuse anything that could break it. */
+  for (const char *c = auth_id; *c; c++)
+    if ((unsigned char)*c <= ' ' || (unsigned char)*c > '~') return;
+  for (const char *c = acct_id; *c; c++)
+    if ((unsigned char)*c <= ' ' || (unsigned char)*c > '~') return;
+  int k2 = snprintf(out + k, n - (size_t)k, "X-AUTH-Token: %s@%s\r\n", auth_id, acct_id);
+  if (k2 < 0 || (size_t)k2 >= n - (size_t)k) out[k] = 0; /* too long: no token */
 }
 
 /* ------------------------------------------------------------------ */

@@ -687,12 +687,18 @@ START_TEST(test_stream_errors) {
   ck_assert_int_eq(kz_sip_framer_next(f, &m, &err), KZ_EPROTO);
   ck_assert(err.fatal);
   ck_assert_ptr_nonnull(strstr(err.reason, "too large"));
+  ck_assert_uint_eq(err.status, 513); /* RFC 3261 §21.5.14 */
   kz_sip_framer_free(f);
   ck_assert_int_eq(kz_sip_framer_new(&f, 400), 0);
   char *big = with("Content-Length: 1000\r\n", NULL);
   ck_assert_int_eq(kz_sip_framer_feed(f, big, strlen(big)), 0);
   ck_assert_int_eq(kz_sip_framer_next(f, &m, &err), KZ_EPROTO);
   ck_assert_ptr_nonnull(strstr(err.reason, "too large"));
+  ck_assert_uint_eq(err.status, 513);
+  size_t skip2 = 0, mlen2 = 0;
+  ck_assert_int_eq(kz_sip_stream_frame(big, strlen(big), 400, &skip2, &mlen2, &err), KZ_EPROTO);
+  ck_assert_uint_eq(err.status, 513);
+  ck_assert(err.fatal);
   kz_sip_framer_free(f);
   free(big);
 

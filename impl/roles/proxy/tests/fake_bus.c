@@ -126,12 +126,14 @@ static void authn_responder(struct fb_backend *be, const void *body, size_t len)
   for (size_t i = 0; user && realm && i < br->nusers; i++)
     if (!strcmp(br->users[i].user, user) && !strcmp(br->users[i].realm, realm)) u = &br->users[i];
   json_t *rep;
+  char auth_id[80];
+  if (u) snprintf(auth_id, sizeof auth_id, "dev-%s", u->user);
   if (u)
-    rep = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s}}", "Event-Category", "directory",
+    rep = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s}}", "Event-Category", "directory",
                     "Event-Name", "authn_resp", "App-Name", "registrar", "App-Version", "4.3.0",
                     "Msg-ID", mid ? mid : "", "Auth-Method", "password", "Auth-Password", u->password,
-                    "Custom-Channel-Vars", "Account-ID", "acct0001", "Username", u->user,
-                    "Authorizing-Type", "device");
+                    "Custom-Channel-Vars", "Account-ID", "acct0001", "Authorizing-ID", auth_id,
+                    "Username", u->user, "Authorizing-Type", "device");
   else
     rep = json_pack("{s:s,s:s,s:s,s:s,s:s}", "Event-Category", "directory", "Event-Name", "authn_err",
                     "App-Name", "registrar", "App-Version", "4.3.0", "Msg-ID", mid ? mid : "");

@@ -52,6 +52,7 @@ struct ua_cfg {
   bool tcp;                /* also connect a stream to the proxy at start */
   enum cancel_mode on_cancel;
   uint64_t delay_487_ns;   /* the 487 leaves this long after the CANCEL's 200 */
+  const char *contact_hp;  /* "host:port" of the 2xx Contact (NULL: ip:port) */
 };
 
 struct ua {
@@ -68,6 +69,7 @@ struct ua {
   struct kz_timer t487;
   struct kz_buf pending;
   struct kz_addr pending_to;
+  int stream_status;       /* on_close status + 1 once the stream ended, else 0 */
 };
 
 static void ua_record(struct ua *ua, const uint8_t *data, size_t len) {
@@ -87,7 +89,8 @@ static void ua_respond(struct ua *ua, const struct kz_sip_msg *req, const struct
   struct kz_sip_resp_spec rs = {.status = st, .to_tag = KZ_SLICE_LIT("uatag1")};
   if (extra) rs.extra_headers = kz_slice_cstr(extra);
   if (st >= 200 && st < 300 && req->method == KZ_SIP_METHOD_INVITE) {
-    snprintf(contact, sizeof contact, "<sip:ua@%s:%u>", ua->cfg->ip, ua->cfg->port);
+    if (ua->cfg->contact_hp) snprintf(contact, sizeof contact, "<sip:ua@%s>", ua->cfg->contact_hp);
+    else snprintf(contact, sizeof contact, "<sip:ua@%s:%u>", ua->cfg->ip, ua->cfg->port);
     rs.contact = kz_slice_cstr(contact);
   }
   if (req->method == KZ_SIP_METHOD_INVITE && st >= 200) ua->invite_final = true;
@@ -189,7 +192,10 @@ static void ua_on_udp(void *arg, struct kz_udp *u, const struct kz_addr *from, c
 static void ua_on_data(void *arg, struct kz_stream *s, const uint8_t *data, size_t len) {
   ua_record(arg, data, len);
 }
-static void ua_on_close(void *arg, struct kz_stream *s, int status) {}
+static void ua_on_close(void *arg, struct kz_stream *s, int status) {
+  struct ua *ua = arg;
+  ua->stream_status = status + 1;
+}
 static void ua_on_connect(void *arg, struct kz_stream *s) {}
 static const struct kz_stream_cbs ua_stream_cbs = {ua_on_connect, ua_on_data, ua_on_close};
 
@@ -406,7 +412,10 @@ static int do_register(struct world *w, int who, const char *user, const char *p
 
 static unsigned cid_hash(const char *callid) { return (unsigned)(kz_hash64(callid, strlen(callid), 1) & 0xffffff); }
 
-static void build_invite(int who, const char *ruri, const char *callid, int cseq, char *out, size_t n) {
+/* An INVITE from `who` with From user `from_user` and extra header
+ * lines `extra` ("" for none). */
+static void build_invite_ex(int who, const char *from_user, const char *ruri, const char *callid, int cseq,
+                            const char *extra, char *out, size_t n) {
   snprintf(out, n,
            "INVITE %s SIP/2.0\r\n"
            "Via: SIP/2.0/UDP %s:5060;branch=z9hG4bK-inv-%06x-%d;rport\r\n"
@@ -416,10 +425,15 @@ static void build_invite(int who, const char *ruri, const char *callid, int cseq
            "Call-ID: %s\r\n"
            "CSeq: %d INVITE\r\n"
            "Contact: <sip:%s@%s:5060>\r\n"
+           "%s"
            "Content-Type: application/sdp\r\n"
            "Content-Length: 4\r\n\r\nv=0\n",
-           ruri, ua_ips[who], cid_hash(callid), cseq, ua_names[who], ruri, callid, cseq, ua_names[who],
-           ua_ips[who]);
+           ruri, ua_ips[who], cid_hash(callid), cseq, from_user, ruri, callid, cseq, ua_names[who],
+           ua_ips[who], extra);
+}
+
+static void build_invite(int who, const char *ruri, const char *callid, int cseq, char *out, size_t n) {
+  build_invite_ex(who, ua_names[who], ruri, callid, cseq, "", out, n);
 }
 
 /* A Call-ID whose Call-ID hash makes the dispatcher try server index
@@ -1312,6 +1326,346 @@ START_TEST(test_nat_keepalive) {
 }
 END_TEST
 
+/* A NATed phone's INVITE reaches the media server with ;alias= on its
+ * Contact (set_contact_alias); the media server's BYE to that Contact
+ * is sent to the alias address with the parameter removed
+ * (handle_ruri_alias).  A phone whose Contact is its source is left
+ * alone, and other Contact shapes keep their display name and header
+ * parameters. */
+START_TEST(test_nat_invite_contact_alias) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  snprintf(inv, sizeof inv,
+           "INVITE sip:2000@" REALM " SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-natinv1;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:nat@" REALM ">;tag=nat1\r\nTo: <sip:2000@" REALM ">\r\n"
+           "Call-ID: call-natinv@test\r\nCSeq: 1 INVITE\r\nContact: <sip:nat@192.168.1.20:5062>\r\n"
+           "Content-Length: 0\r\n\r\n");
+  send_raw(w, NATPH, inv);
+  run(w, 50 * MS);
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  char c[300];
+  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  ck_assert_str_eq(c, "<sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1>");
+  /* The answer went back to the public address (received/rport). */
+  ck_assert_ptr_nonnull(find_msg(w, NATPH, 0, "SIP/2.0 200"));
+  /* The media server hangs up through the proxy's Record-Route. */
+  char bye[1500];
+  snprintf(bye, sizeof bye,
+           "BYE sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1 SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-fsbye1\r\nRoute: <sip:" PROXY_IP ":5060;lr>\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:2000@" REALM ">;tag=uatag1\r\nTo: <sip:nat@" REALM ">;tag=nat1\r\n"
+           "Call-ID: call-natinv@test\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+  int mark = w->logs[FS1].n;
+  send_raw(w, FS1, bye);
+  run(w, 50 * MS);
+  const char *b = find_msg(w, NATPH, 0, "BYE ");
+  ck_assert_ptr_nonnull(b);
+  ck_assert_int_eq(strncmp(b, "BYE sip:nat@192.168.1.20:5062 SIP/2.0\r\n", 39), 0);
+  ck_assert_ptr_null(strstr(b, "alias="));
+  ck_assert_ptr_null(strstr(b, "Route:"));
+  ck_assert_ptr_nonnull(find_msg(w, FS1, mark, "SIP/2.0 200"));
+
+  /* Not NATed: the Contact is the packet source. */
+  build_invite(ALICE, "sip:2001@" REALM, "call-nonat@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  fi = find_msg(w, FS1, 0, "INVITE sip:2001@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  ck_assert_str_eq(c, "<sip:alice@192.0.2.10:5060>");
+
+  /* A name-addr with URI parameters and header parameters, and an
+   * addr-spec (which needs <> once its URI has a parameter). */
+  static const char *const in[] = {
+      "\"Nat Phone\" <sip:nat@192.168.1.20:5062;transport=udp>;+sip.instance=\"<urn:uuid:1>\"",
+      "sip:nat@192.168.1.20:5062;expires=3600",
+  };
+  static const char *const want[] = {
+      "\"Nat Phone\" <sip:nat@192.168.1.20:5062;transport=udp;alias=198.51.100.7~5060~1>"
+      ";+sip.instance=\"<urn:uuid:1>\"",
+      "<sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1>;expires=3600",
+  };
+  for (int i = 0; i < 2; i++) {
+    char ruri[64];
+    snprintf(ruri, sizeof ruri, "INVITE sip:30%d@" REALM, i);
+    snprintf(inv, sizeof inv,
+             "%s SIP/2.0\r\n"
+             "Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-natinv-s%d;rport\r\n"
+             "Max-Forwards: 70\r\nFrom: <sip:nat@" REALM ">;tag=nat2\r\nTo: <sip:30%d@" REALM ">\r\n"
+             "Call-ID: call-natshape-%d@test\r\nCSeq: 1 INVITE\r\nContact: %s\r\n"
+             "Content-Length: 0\r\n\r\n",
+             ruri, i, i, i, in[i]);
+    send_raw(w, NATPH, inv);
+    run(w, 50 * MS);
+    fi = find_msg(w, FS1, 0, ruri);
+    ck_assert_ptr_nonnull(fi);
+    ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+    ck_assert_str_eq(c, want[i]);
+  }
+  world_free(w);
+}
+END_TEST
+
+/* Over TCP the alias names the connection's source port and proto 2;
+ * the answer comes back on the same connection. */
+START_TEST(test_nat_tcp_contact_alias) {
+  struct world *w = world_new(1);
+  w->ucfg[BOB].tcp = true;
+  world_start(w);
+  struct ua *bob = kz_sim_proc_instance(w->ua[BOB]);
+  const char *inv = "INVITE sip:2000@" REALM " SIP/2.0\r\n"
+                    "Via: SIP/2.0/TCP 192.168.7.7:5060;branch=z9hG4bK-tcpnat;rport\r\n"
+                    "Max-Forwards: 70\r\nFrom: <sip:bob@" REALM ">;tag=t1\r\nTo: <sip:2000@" REALM ">\r\n"
+                    "Call-ID: call-tcpnat@test\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@192.168.7.7:5060;transport=tcp>\r\n"
+                    "Content-Length: 0\r\n\r\n";
+  kz_stream_write(bob->s, inv, strlen(inv));
+  run(w, 50 * MS);
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  char c[300], want[300];
+  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  snprintf(want, sizeof want, "<sip:bob@192.168.7.7:5060;transport=tcp;alias=192.0.2.20~%u~2>", bob->s->local.port);
+  ck_assert_str_eq(c, want);
+  ck_assert_ptr_nonnull(find_msg(w, BOB, 0, "SIP/2.0 200"));
+  world_free(w);
+}
+END_TEST
+
+/* A NATed device answers a call from a media server: its 200 reaches the
+ * media server with ;alias= on the Contact, and the media server's BYE
+ * to that Contact reaches the device at its public address. */
+START_TEST(test_nat_reply_contact_alias) {
+  struct world *w = world_new(1);
+  w->ucfg[NATPH].contact_hp = "192.168.1.20:5062";
+  world_start(w);
+  ck_assert_int_eq(do_register(w, NATPH, "nat", "natpw", "<sip:nat@192.168.1.20:5062>", "Expires: 3600\r\n",
+                               "reg-nr", NULL, 0),
+                   200);
+  char inv[2000];
+  build_invite(FS1, "sip:nat@" REALM, "call-nr@test", 1, inv, sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 100 * MS);
+  ck_assert_ptr_nonnull(find_msg(w, NATPH, 0, "INVITE sip:nat@192.168.1.20:5062 SIP/2.0"));
+  const char *ok = find_msg(w, FS1, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(ok);
+  char c[300];
+  ck_assert(hdr_value(ok, "Contact", c, sizeof c));
+  ck_assert_str_eq(c, "<sip:ua@192.168.1.20:5062;alias=198.51.100.7~5060~1>");
+  /* The 180 has no Contact: nothing to alias, relayed as it came. */
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "SIP/2.0 180"));
+  char bye[1500];
+  snprintf(bye, sizeof bye,
+           "BYE sip:ua@192.168.1.20:5062;alias=198.51.100.7~5060~1 SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-fsbye2\r\nRoute: <sip:" PROXY_IP ":5060;lr>\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:fs1@" REALM ">;tag=caller1\r\nTo: <sip:nat@" REALM ">;tag=uatag1\r\n"
+           "Call-ID: call-nr@test\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n");
+  int mark = w->logs[FS1].n;
+  send_raw(w, FS1, bye);
+  run(w, 50 * MS);
+  const char *b = find_msg(w, NATPH, 0, "BYE ");
+  ck_assert_ptr_nonnull(b);
+  ck_assert_int_eq(strncmp(b, "BYE sip:ua@192.168.1.20:5062 SIP/2.0\r\n", 38), 0);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, mark, "SIP/2.0 200"));
+  world_free(w);
+}
+END_TEST
+
+/* RFC 3327: a binding registered through an edge proxy (Path) is
+ * reached through it: requests to the contact carry the Path as Route
+ * and go to the first Path hop; the 200 echoes the Path to a UA that
+ * supports it. */
+START_TEST(test_path_route_set) {
+  struct world *w = world_new(1);
+  world_start(w);
+  /* fs2 (not a media server in this world) plays the edge proxy. */
+  ck_assert_int_eq(do_register(w, FS2, "bob", "bobpw", "<sip:bob@192.0.2.20:5060>",
+                               "Expires: 600\r\nPath: <sip:10.0.0.6:5060;lr>\r\nSupported: path\r\n", "reg-p",
+                               NULL, 0),
+                   200);
+  const char *ok = find_msg(w, FS2, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(ok);
+  ck_assert_ptr_nonnull(strstr(ok, "\r\nPath: <sip:10.0.0.6:5060;lr>\r\n"));
+  char inv[2000];
+  build_invite(FS1, "sip:bob@" REALM, "call-path@test", 1, inv, sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 100 * MS);
+  const char *pi = find_msg(w, FS2, 0, "INVITE sip:bob@192.0.2.20:5060 SIP/2.0");
+  ck_assert_ptr_nonnull(pi);
+  ck_assert_ptr_nonnull(strstr(pi, "\r\nRoute: <sip:10.0.0.6:5060;lr>\r\n"));
+  ck_assert_ptr_nonnull(strstr(pi, "Record-Route: <sip:" PROXY_IP ":5060;lr>"));
+  ck_assert_int_eq(count_msgs(w, BOB, 0, "INVITE "), 0);
+  ck_assert_ptr_nonnull(find_msg(w, FS1, 0, "SIP/2.0 200"));
+
+  /* Without Supported: path the Path is stored but not echoed. */
+  ck_assert_int_eq(do_register(w, FS2, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>",
+                               "Expires: 600\r\nPath: <sip:10.0.0.6:5060;lr>\r\n", "reg-p2", NULL, 0),
+                   200);
+  ok = find_msg(w, FS2, 0, "SIP/2.0 200");
+  ck_assert_ptr_nonnull(ok);
+  ck_assert_ptr_null(strstr(ok, "Path:"));
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* X-AUTH headers (Kazoo 4.3: INVITEs are not challenged by the proxy) */
+
+START_TEST(test_xauth_registered_device) {
+  struct world *w = world_new(1);
+  world_start(w);
+  ck_assert_int_eq(do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                               "reg-x", NULL, 0),
+                   200);
+  char inv[2000];
+  build_invite(ALICE, "sip:2000@" REALM, "call-x1@test", 1, inv, sizeof inv);
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  ck_assert_int_eq(count_msgs(w, ALICE, 0, "SIP/2.0 407"), 0); /* no challenge */
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  char v[200];
+  ck_assert(hdr_value(fi, "X-AUTH-Token", v, sizeof v));
+  ck_assert_str_eq(v, "dev-alice@acct0001");
+  ck_assert(hdr_value(fi, "X-AUTH-IP", v, sizeof v));
+  ck_assert_str_eq(v, "192.0.2.10");
+  ck_assert(hdr_value(fi, "X-AUTH-PORT", v, sizeof v));
+  ck_assert_str_eq(v, "5060");
+  /* A media server's own X-AUTH-* headers pass untouched to the device. */
+  build_invite_ex(FS1, "fs1", "sip:alice@" REALM, "call-x2@test", 1, "X-AUTH-Token: from-fs@acct0001\r\n", inv,
+                  sizeof inv);
+  send_raw(w, FS1, inv);
+  run(w, 100 * MS);
+  const char *di = find_msg(w, ALICE, 0, "INVITE sip:alice@192.0.2.10:5060 SIP/2.0");
+  ck_assert_ptr_nonnull(di);
+  ck_assert(hdr_value(di, "X-AUTH-Token", v, sizeof v));
+  ck_assert_str_eq(v, "from-fs@acct0001");
+  ck_assert_ptr_null(strstr(di, "X-AUTH-IP"));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_xauth_unregistered_source) {
+  struct world *w = world_new(1);
+  world_start(w);
+  /* Bob never registered. */
+  char inv[2000];
+  build_invite(BOB, "sip:2000@" REALM, "call-x3@test", 1, inv, sizeof inv);
+  send_raw(w, BOB, inv);
+  run(w, 50 * MS);
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  char v[200];
+  ck_assert(!hdr_value(fi, "X-AUTH-Token", v, sizeof v));
+  ck_assert(hdr_value(fi, "X-AUTH-IP", v, sizeof v));
+  ck_assert_str_eq(v, "192.0.2.20");
+  /* Alice is registered, but from 192.0.2.10: bob claiming to be her
+   * from his own address gets no token. */
+  ck_assert_int_eq(do_register(w, ALICE, "alice", "alicepw", "<sip:alice@192.0.2.10:5060>", "Expires: 600\r\n",
+                               "reg-x3", NULL, 0),
+                   200);
+  build_invite_ex(BOB, "alice", "sip:2001@" REALM, "call-x4@test", 1, "", inv, sizeof inv);
+  send_raw(w, BOB, inv);
+  run(w, 50 * MS);
+  fi = find_msg(w, FS1, 0, "INVITE sip:2001@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  ck_assert(!hdr_value(fi, "X-AUTH-Token", v, sizeof v));
+  world_free(w);
+}
+END_TEST
+
+START_TEST(test_xauth_forged_stripped) {
+  struct world *w = world_new(1);
+  world_start(w);
+  char inv[2000];
+  build_invite_ex(BOB, "bob", "sip:2000@" REALM, "call-x5@test", 1,
+                  "X-AUTH-Token: forged@acct0001\r\nx-auth-ip: 6.6.6.6\r\nX-Auth-Port: 1\r\n", inv, sizeof inv);
+  send_raw(w, BOB, inv);
+  run(w, 50 * MS);
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  ck_assert_ptr_null(strstr(fi, "forged"));
+  ck_assert_ptr_null(strstr(fi, "6.6.6.6"));
+  char v[200];
+  ck_assert(hdr_value(fi, "X-AUTH-IP", v, sizeof v));
+  ck_assert_str_eq(v, "192.0.2.20");
+  ck_assert(hdr_value(fi, "X-AUTH-PORT", v, sizeof v));
+  ck_assert_str_eq(v, "5060");
+  /* In dialog too: the phone's BYE loses its forged header. */
+  char bye[1500];
+  snprintf(bye, sizeof bye,
+           "BYE sip:ua@10.0.0.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.20:5060;branch=z9hG4bK-xbye\r\n"
+           "Route: <sip:" PROXY_IP ":5060;lr>\r\nMax-Forwards: 70\r\nFrom: <sip:bob@" REALM ">;tag=caller1\r\n"
+           "To: <sip:2000@" REALM ">;tag=uatag1\r\nCall-ID: call-x5@test\r\nCSeq: 2 BYE\r\n"
+           "X-AUTH-Token: forged@acct0001\r\nContent-Length: 0\r\n\r\n");
+  send_raw(w, BOB, bye);
+  run(w, 50 * MS);
+  const char *b = find_msg(w, FS1, 0, "BYE sip:ua@10.0.0.5:5060");
+  ck_assert_ptr_nonnull(b);
+  ck_assert_ptr_null(strstr(b, "X-AUTH"));
+  world_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Oversize messages on TCP (RFC 3261 §18.3, §21.5.14)                 */
+
+START_TEST(test_tcp_message_too_large) {
+  struct world *w = world_new(1);
+  w->ucfg[BOB].tcp = true;
+  w->ucfg[ALICE].tcp = true;
+  w->ucfg[NATPH].tcp = true;
+  world_start(w);
+  /* A Content-Length over the 64 KiB limit. */
+  struct ua *bob = kz_sim_proc_instance(w->ua[BOB]);
+  const char *big = "INVITE sip:2000@" REALM " SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.20:5060;branch=z9hG4bK-big1\r\n"
+                    "From: <sip:bob@" REALM ">;tag=b1\r\nTo: <sip:2000@" REALM ">\r\nCall-ID: big1\r\n"
+                    "CSeq: 1 INVITE\r\nContent-Length: 100000\r\n\r\nv=0\r\n";
+  kz_stream_write(bob->s, big, strlen(big));
+  run(w, 50 * MS);
+  const char *r = find_msg(w, BOB, 0, "SIP/2.0 513 Message Too Large\r\n");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_ptr_nonnull(strstr(r, "Call-ID: big1\r\n"));
+  ck_assert_ptr_nonnull(strstr(r, "CSeq: 1 INVITE\r\n"));
+  ck_assert_ptr_nonnull(strstr(r, "branch=z9hG4bK-big1"));
+  ck_assert_int_ne(bob->stream_status, 0); /* and the stream is closed */
+  ck_assert_int_eq(count_msgs(w, FS1, 0, "INVITE "), 0);
+
+  /* A header block that never ends within the limit. */
+  struct ua *alice = kz_sim_proc_instance(w->ua[ALICE]);
+  struct kz_buf hb;
+  kz_buf_init(&hb);
+  kz_buf_append_cstr(&hb, "OPTIONS sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/TCP 192.0.2.10:5060;branch=z9hG4bK-big2\r\n"
+                          "From: <sip:alice@" REALM ">;tag=a1\r\nTo: <sip:" REALM ">\r\nCall-ID: big2\r\n"
+                          "CSeq: 7 OPTIONS\r\n");
+  while (hb.len < 70 * 1024) kz_buf_append_cstr(&hb, "X-Padding: 0123456789abcdef0123456789abcdef\r\n");
+  kz_stream_write(alice->s, hb.data, hb.len);
+  kz_buf_free(&hb);
+  run(w, 50 * MS);
+  r = find_msg(w, ALICE, 0, "SIP/2.0 513 Message Too Large\r\n");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_ptr_nonnull(strstr(r, "Call-ID: big2\r\n"));
+  ck_assert_ptr_null(strstr(r, "X-Padding"));
+  ck_assert_int_ne(alice->stream_status, 0);
+
+  /* No Content-Length on a stream: 400 with the framer's reason. */
+  struct ua *nat = kz_sim_proc_instance(w->ua[NATPH]);
+  const char *nocl = "OPTIONS sip:" REALM " SIP/2.0\r\nVia: SIP/2.0/TCP 198.51.100.7:5060;branch=z9hG4bK-nocl\r\n"
+                     "From: <sip:nat@" REALM ">;tag=n1\r\nTo: <sip:" REALM ">\r\nCall-ID: nocl\r\n"
+                     "CSeq: 1 OPTIONS\r\n\r\n";
+  kz_stream_write(nat->s, nocl, strlen(nocl));
+  run(w, 50 * MS);
+  r = find_msg(w, NATPH, 0, "SIP/2.0 400 Missing Content-Length");
+  ck_assert_ptr_nonnull(r);
+  ck_assert_ptr_nonnull(strstr(r, "Call-ID: nocl\r\n"));
+  ck_assert_int_ne(nat->stream_status, 0);
+  ck_assert_uint_eq(stats(w).malformed, 3);
+  world_free(w);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Flood                                                               */
 
@@ -1469,6 +1823,14 @@ int main(void) {
   tcase_add_test(tc, test_traffic_filter);
   tcase_add_test(tc, test_tcp_options);
   tcase_add_test(tc, test_nat_keepalive);
+  tcase_add_test(tc, test_nat_invite_contact_alias);
+  tcase_add_test(tc, test_nat_tcp_contact_alias);
+  tcase_add_test(tc, test_nat_reply_contact_alias);
+  tcase_add_test(tc, test_path_route_set);
+  tcase_add_test(tc, test_xauth_registered_device);
+  tcase_add_test(tc, test_xauth_unregistered_source);
+  tcase_add_test(tc, test_xauth_forged_stripped);
+  tcase_add_test(tc, test_tcp_message_too_large);
   tcase_add_test(tc, test_flood_ban_keeps_users_served);
   tcase_add_test(tc, test_config_json);
   return kz_run_suite(s);

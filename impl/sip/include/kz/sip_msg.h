@@ -322,8 +322,9 @@ enum kz_sip_method kz_sip_method_lookup(struct kz_slice name);
 /* Finds the next message in data[0..len): sets *skip to the number of
  * leading CRLF bytes to drop and *msg_len to the message length after
  * them.  Returns 0, KZ_EAGAIN (incomplete: feed more), or KZ_EPROTO with
- * err->fatal set (missing, repeated or bad Content-Length, or the message
- * would exceed max_size): the stream cannot be resynchronised. */
+ * err->fatal set (missing, repeated or bad Content-Length: err->status
+ * 400; or the message would exceed max_size: err->status 513): the
+ * stream cannot be resynchronised. */
 int kz_sip_stream_frame(const void *data, size_t len, size_t max_size, size_t *skip,
                         size_t *msg_len, struct kz_sip_perr *err);
 
