@@ -17,7 +17,7 @@ function(kz_add_check_test name)
     ENVIRONMENT "CK_FORK=yes;CK_DEFAULT_TIMEOUT=30;KZ_SOURCE_DIR=${CMAKE_SOURCE_DIR};KZ_SHARED_DIR=${CMAKE_SOURCE_DIR}/../shared")
 endfunction()
 
-# kz_add_fuzzer(NAME SOURCE file.c LIBS x y CORPUS dir [SHARED_CORPUS sub/dir ...])
+# kz_add_fuzzer(NAME SOURCE file.c [more.c] LIBS x y CORPUS dir [SHARED_CORPUS sub/dir ...])
 # With KZ_FUZZ: a libFuzzer binary.  Without: the same target linked with
 # a small main that replays every file of the seed corpus, registered as a
 # ctest (label "fuzz-seeds") so the seeds run under the sanitizers in CI.
@@ -25,7 +25,7 @@ endfunction()
 # by others, read in place, never copied into the tree) used as further
 # seeds when they are there; a missing one is left out with a message.
 function(kz_add_fuzzer name)
-  cmake_parse_arguments(F "" "SOURCE;CORPUS" "LIBS;SHARED_CORPUS" ${ARGN})
+  cmake_parse_arguments(F "" "CORPUS" "SOURCE;LIBS;SHARED_CORPUS" ${ARGN})
   if(F_UNPARSED_ARGUMENTS)
     message(FATAL_ERROR "kz_add_fuzzer(${name}): unknown arguments ${F_UNPARSED_ARGUMENTS}")
   endif()
