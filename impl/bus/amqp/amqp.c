@@ -1,17 +1,13 @@
-/* amqp.c — the AMQP bus backend: librabbitmq-c on a dedicated I/O thread, commands in and events out through locked queues, broker failover. */
+/* amqp.c — the AMQP bus backend: librabbitmq-c's framing on the libuv loop thread (uv_poll on its socket), connection setup on the thread pool, broker failover. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <amqp.h>
@@ -27,53 +23,52 @@
 #define CH_PUB 2 /* publishes */
 #define CH_FIRST_CONSUMER 3
 #define CH_MAX 4095 /* channels fit 12 bits of a delivery tag */
-#define FRAMES_PER_PUMP 256
+#define FRAME_MAX 131072 /* asked for at login */
+#define READ_CHUNK 65536
+#define READS_PER_WAKE 16 /* then other handles get their turn */
+/* Output beyond this is written at once rather than before the next
+ * poll, so a long burst of publishes streams instead of piling up. */
+#define FLUSH_AT (64 * 1024)
+/* A broker that stops reading (TCP backpressure, a memory alarm) must
+ * not make the role buffer without bound: publishes then fail. */
+#define OUT_MAX ((size_t)256 << 20)
+#define TICK_MS_MAX 500 /* heartbeat and RPC deadline checks */
+#define BODY_KEEP_MAX ((size_t)1 << 20) /* larger receive buffers go */
 
 /* ------------------------------------------------------------------ */
-/* Commands (loop thread -> I/O thread) and events (I/O -> loop)        */
+/* State                                                                */
 
-enum cmd_kind {
-  CMD_EXCHANGE,
-  CMD_QUEUE,
-  CMD_DELETE_QUEUE,
-  CMD_BIND,
-  CMD_UNBIND,
-  CMD_CONSUME,
-  CMD_CANCEL,
-  CMD_PUBLISH,
-  CMD_ACK,
+/* Work for the broker, in the order the bus asked for it.  RPCs are
+ * sent one at a time and wait for their reply; a publish or an ack
+ * queued behind one waits too (order is the bus's contract).  `step`
+ * says how far a multi-method operation (a consume: channel.open,
+ * basic.qos, basic.consume) has got.  Strings and body live in data[]
+ * behind it: one allocation. */
+enum op_kind {
+  OP_EXCHANGE,
+  OP_QUEUE,
+  OP_DELETE_QUEUE,
+  OP_BIND,
+  OP_UNBIND,
+  OP_CONSUME,
+  OP_CANCEL,
+  OP_PUBLISH,
+  OP_ACK,
+  OP_REOPEN, /* internal: reopen a channel the broker closed */
 };
 
-/* One command; its strings and body live in data[] behind it, so a
- * command is one allocation. */
-struct cmd {
-  struct cmd *next;
-  enum cmd_kind kind;
-  uint64_t epoch; /* the connection it was issued for */
-  uint64_t id;    /* consumer id, publish id or delivery tag */
+struct op {
+  struct op *next;
+  enum op_kind kind;
+  int step;
+  uint64_t id; /* consumer id, publish id or delivery tag */
+  amqp_channel_t ch; /* the channel a consume opened, or OP_REOPEN's */
   enum kz_bus_exchange_type ex_type;
   struct kz_bus_queue_opts qopts;
   bool no_ack;
   bool confirm;
-  const char *s1, *s2, *s3; /* names (queue/exchange/key), may be NULL */
+  const char *s1, *s2, *s3; /* queue/exchange/key, may be NULL */
   const char *ctype;
-  const uint8_t *body;
-  size_t len;
-  char data[];
-};
-
-enum ev_kind { EV_UP, EV_DOWN, EV_DELIVER, EV_CONFIRM, EV_LOG, EV_ERROR };
-
-struct ev {
-  struct ev *next;
-  enum ev_kind kind;
-  uint64_t epoch;
-  int broker;
-  int status; /* confirm status, or log level */
-  uint64_t id; /* consumer id or publish id */
-  uint64_t tag;
-  bool redelivered;
-  const char *queue, *exchange, *rk, *text;
   const uint8_t *body;
   size_t len;
   char data[];
@@ -93,68 +88,106 @@ struct consumer {
   char queue[];
 };
 
+/* A message arriving on one channel: basic.deliver (or basic.return),
+ * then a content header, then body frames.  Kept per channel and
+ * reused, with its body buffer. */
+struct content {
+  struct content *next;
+  amqp_channel_t ch;
+  bool busy;        /* between the method and the last body byte */
+  bool have_header;
+  bool keep;        /* a delivery to hand to a consumer */
+  uint64_t dtag;
+  bool redelivered;
+  uint64_t size, got;
+  uint8_t *body;
+  size_t cap;
+  char ex[256], rk[256]; /* short strings: at most 255 bytes */
+};
+
 struct pending {
   uint64_t seq;
   uint64_t publish_id;
   bool done;
 };
 
+struct kz_bus_amqp;
+
+/* One connection attempt, run on libuv's thread pool: only `conn` and
+ * `why` are written there; the broker table and the options it reads
+ * do not change after kz_bus_amqp_new. */
+struct attempt {
+  uv_work_t req;
+  struct kz_bus_amqp *b;
+  size_t broker;
+  int level; /* log level for a failure */
+  amqp_connection_state_t conn;
+  char why[700];
+};
+
+/* The poll handle of one connection's socket (its memory outlives the
+ * connection until libuv's close callback). */
+struct sock {
+  uv_poll_t poll;
+  struct kz_bus_amqp *b;
+};
+
 struct kz_bus_amqp {
   uv_loop_t *loop;
-  uv_async_t async;
-  uv_idle_t idle; /* keeps the loop polling during loop_spin_ns */
-  int open_handles;
   struct kz_bus_amqp_opts opts;
   struct broker *brokers;
   size_t n;
-
-  /* Loop thread only. */
   struct kz_bus *bus;
-  bool up;
-  uint64_t loop_epoch;
   bool destroyed;
-  bool thread_started;
-  uint64_t loop_active; /* uv_hrtime of the last command or event */
+  /* Handles not yet closed and attempts not yet returned; after
+   * destroy the memory goes when this reaches 0. */
+  int live;
+  uv_timer_t timer;     /* backoff while down; ticks while connected */
+  uv_prepare_t prepare; /* settles queued work before the loop polls */
+  struct attempt *attempt;
 
-  /* Shared, under mu. */
-  pthread_mutex_t mu;
-  struct cmd *cmd_head, **cmd_tail;
-  struct ev *ev_head, **ev_tail;
-  bool stop;
-  bool io_sleeping; /* the I/O thread is (about to be) blocked in poll */
-  int wake_fd; /* eventfd: the loop thread wakes the I/O thread */
-  pthread_t thread;
+  /* Failover. */
+  size_t cur;    /* broker tried next / connected to */
+  size_t fails;  /* failed attempts in this round */
+  size_t streak; /* failed attempts since the last connection */
+  uint64_t backoff;
 
-  /* I/O thread only. */
+  /* The connection. */
   amqp_connection_state_t conn;
-  uint64_t epoch; /* connections made so far; the current one's number */
-  size_t cur;     /* broker tried next / connected to */
-  int channel_max;
-  int next_ch;
+  struct sock *sock;
+  int fd;
+  bool up;
+  int depth;  /* nesting of this backend's own loop callbacks */
+  bool lost;  /* ended; torn down when the outermost callback returns */
+  char reason[640];
+  size_t frame_max;
+  int heartbeat_s;
+  uint64_t last_recv, last_send; /* uv_now, ms */
+  int channel_max, next_ch;
   struct consumer *consumers;
+  struct content *contents;
   bool confirm_mode;
   uint64_t pub_seq;
   struct pending *pend;
   size_t pend_head, pend_len, pend_cap;
-  char reason[640]; /* why the connection was lost */
-  uint64_t last_active; /* mono_ns of the last command or frame */
-  bool need_pump;       /* the socket may have something to read */
+  struct op *ops, **ops_tail;
+  bool waiting; /* the head op awaits (wait_ch, wait_id) */
+  amqp_channel_t wait_ch;
+  amqp_method_number_t wait_id;
+  uint64_t wait_deadline; /* uv_now, ms */
+  uint8_t *out;
+  size_t out_off, out_len, out_cap;
+  bool want_write;
+  uint8_t in[READ_CHUNK];
 };
+
+static void leave(struct kz_bus_amqp *b);
+static void kick(struct kz_bus_amqp *b);
+static void on_poll(uv_poll_t *h, int status, int events);
+static void start_attempt(struct kz_bus_amqp *b);
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
-
-static struct timeval ns_to_tv(uint64_t ns) {
-  struct timeval tv = {.tv_sec = (time_t)(ns / 1000000000u),
-                       .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u)};
-  return tv;
-}
-
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
 
@@ -167,71 +200,53 @@ static const char *put_str(char **p, const char *s, size_t n_with_nul) {
   return d;
 }
 
-static void wake_io(struct kz_bus_amqp *b) {
-  uint64_t one = 1;
-  ssize_t r;
-  do {
-    r = write(b->wake_fd, &one, sizeof one);
-  } while (r < 0 && errno == EINTR);
+static uint64_t ns_to_ms(uint64_t ns) { return (ns + 999999u) / 1000000u; }
+
+static struct timeval ns_to_tv(uint64_t ns) {
+  struct timeval tv = {.tv_sec = (time_t)(ns / 1000000000u),
+                       .tv_usec = (suseconds_t)(ns % 1000000000u / 1000u)};
+  return tv;
 }
 
-/* ------------------------------------------------------------------ */
-/* I/O thread: posting events                                           */
-
-static void io_post(struct kz_bus_amqp *b, struct ev *e) {
-  pthread_mutex_lock(&b->mu);
-  bool was_empty = b->ev_head == NULL;
-  e->next = NULL;
-  *b->ev_tail = e;
-  b->ev_tail = &e->next;
-  pthread_mutex_unlock(&b->mu);
-  /* The loop takes the whole list at once, so a push onto an empty list
-   * is the only one that needs a wake-up. */
-  if (was_empty) uv_async_send(&b->async);
+static void be16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
 }
 
-static struct ev *ev_new(enum ev_kind kind, size_t extra) {
-  struct ev *e = kz_calloc(1, sizeof *e + extra);
-  if (e) e->kind = kind;
-  return e;
+static void be32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 
-static void io_vtext(struct kz_bus_amqp *b, enum ev_kind kind, int level,
-                     const char *fmt, va_list ap) {
-  char line[512];
-  if (vsnprintf(line, sizeof line, fmt, ap) < 0) return;
-  size_t len = strlen(line);
-  struct ev *e = ev_new(kind, len + 1);
-  if (!e) return;
-  memcpy(e->data, line, len + 1);
-  e->text = e->data;
-  e->status = level;
-  e->epoch = b->epoch;
-  io_post(b, e);
+static void be64(uint8_t *p, uint64_t v) {
+  be32(p, (uint32_t)(v >> 32));
+  be32(p + 4, (uint32_t)v);
 }
 
-/* A log line, written by the loop thread through the bus's kz_env. */
-static void io_log(struct kz_bus_amqp *b, int level, const char *fmt, ...)
+static void log_line(struct kz_bus_amqp *b, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static void io_log(struct kz_bus_amqp *b, int level, const char *fmt, ...) {
+static void log_line(struct kz_bus_amqp *b, int level, const char *fmt, ...) {
+  if (!b->bus) return;
   va_list ap;
   va_start(ap, fmt);
-  io_vtext(b, EV_LOG, level, fmt, ap);
+  kz_vlog(kz_bus_env(b->bus), level, LOG_COMPONENT, fmt, ap);
   va_end(ap);
 }
 
-/* A broker error that did not end the connection (kz_bus_backend_error). */
-static void io_error(struct kz_bus_amqp *b, const char *fmt, ...)
+/* A broker error that does not end the connection: an upcall. */
+static void report_error(struct kz_bus_amqp *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static void io_error(struct kz_bus_amqp *b, const char *fmt, ...) {
+static void report_error(struct kz_bus_amqp *b, const char *fmt, ...) {
+  if (!b->bus) return;
+  char text[640];
   va_list ap;
   va_start(ap, fmt);
-  io_vtext(b, EV_ERROR, KZ_LOG_ERROR, fmt, ap);
+  vsnprintf(text, sizeof text, fmt, ap);
   va_end(ap);
+  kz_bus_backend_error(b->bus, text);
 }
-
-/* ------------------------------------------------------------------ */
-/* I/O thread: connection                                               */
 
 static const char *broker_desc(struct kz_bus_amqp *b, size_t k, char *out,
                                size_t outlen) {
@@ -240,200 +255,176 @@ static const char *broker_desc(struct kz_bus_amqp *b, size_t k, char *out,
   return out;
 }
 
-/* Describes a failed RPC reply into out. */
-static void reply_text(amqp_rpc_reply_t r, char *out, size_t outlen) {
-  switch (r.reply_type) {
-  case AMQP_RESPONSE_NORMAL:
-    snprintf(out, outlen, "ok");
-    break;
-  case AMQP_RESPONSE_NONE:
-    snprintf(out, outlen, "no reply");
-    break;
-  case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-    snprintf(out, outlen, "%s", amqp_error_string2(r.library_error));
-    break;
-  case AMQP_RESPONSE_SERVER_EXCEPTION:
-    if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-      amqp_connection_close_t *m = r.reply.decoded;
-      snprintf(out, outlen, "connection closed by the broker: %u %.*s",
-               m->reply_code, (int)m->reply_text.len,
-               (const char *)m->reply_text.bytes);
-    } else if (r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-      amqp_channel_close_t *m = r.reply.decoded;
-      snprintf(out, outlen, "%u %.*s", m->reply_code,
-               (int)m->reply_text.len, (const char *)m->reply_text.bytes);
-    } else {
-      snprintf(out, outlen, "unexpected method 0x%08x", r.reply.id);
-    }
-    break;
-  }
-}
-
-static void io_teardown(struct kz_bus_amqp *b) {
-  if (b->conn) amqp_destroy_connection(b->conn);
-  b->conn = NULL;
-  while (b->consumers) {
-    struct consumer *c = b->consumers;
-    b->consumers = c->next;
-    kz_free(c);
-  }
-  b->confirm_mode = false;
-  b->pub_seq = 0;
-  b->pend_head = b->pend_len = 0;
-}
-
-/* Tries broker k once.  Failures are logged at `level`: WARN for the
- * first round after a loss, DEBUG while the outage goes on. */
-static int io_connect(struct kz_bus_amqp *b, size_t k, int level) {
-  struct amqp_connection_info *ci = &b->brokers[k].info;
-  char desc[300];
-  broker_desc(b, k, desc, sizeof desc);
-  amqp_connection_state_t conn = amqp_new_connection();
-  if (!conn) return KZ_ENOMEM;
-  amqp_socket_t *sock = amqp_tcp_socket_new(conn);
-  if (!sock) {
-    amqp_destroy_connection(conn);
-    return KZ_ENOMEM;
-  }
-  struct timeval ctv = ns_to_tv(b->opts.connect_timeout_ns);
-  struct timeval rtv = ns_to_tv(b->opts.rpc_timeout_ns);
-  int st = amqp_socket_open_noblock(sock, ci->host, ci->port, &ctv);
-  if (st != AMQP_STATUS_OK) {
-    io_log(b, level, "%s: connect: %s", desc, amqp_error_string2(st));
-    amqp_destroy_connection(conn);
-    return KZ_ECONNREFUSED;
-  }
-  amqp_set_handshake_timeout(conn, &ctv);
-  amqp_set_rpc_timeout(conn, &rtv);
-  int one = 1;
-  setsockopt(amqp_get_sockfd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  const char *vhost = ci->vhost && *ci->vhost ? ci->vhost : "/";
-  int hb = b->opts.heartbeat_s < 0 ? 0 : b->opts.heartbeat_s;
-  amqp_rpc_reply_t r =
-      amqp_login(conn, vhost, 0, 131072, hb, AMQP_SASL_METHOD_PLAIN,
-                 ci->user, ci->password);
-  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-    amqp_channel_open(conn, CH_CTL);
-    r = amqp_get_rpc_reply(conn);
-  }
-  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
-    amqp_channel_open(conn, CH_PUB);
-    r = amqp_get_rpc_reply(conn);
-  }
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    char why[256];
-    reply_text(r, why, sizeof why);
-    io_log(b, level, "%s: login: %s", desc, why);
-    amqp_destroy_connection(conn);
-    return KZ_EIO;
-  }
-  b->conn = conn;
-  b->channel_max = amqp_get_channel_max(conn);
-  if (b->channel_max <= 0 || b->channel_max > CH_MAX) b->channel_max = CH_MAX;
-  b->next_ch = CH_FIRST_CONSUMER;
-  b->confirm_mode = false;
-  b->pub_seq = 0;
-  b->pend_head = b->pend_len = 0;
-  return 0;
-}
-
-/* Classifies the last RPC's reply: 0 fine; 1 the broker closed the
- * channel (answered, logged: the connection lives on); -1 the
- * connection is gone (b->reason says why). */
-static int io_check(struct kz_bus_amqp *b, amqp_channel_t ch,
-                    const char *what, const char *name) {
-  amqp_rpc_reply_t r = amqp_get_rpc_reply(b->conn);
-  if (r.reply_type == AMQP_RESPONSE_NORMAL) return 0;
-  char why[256];
-  reply_text(r, why, sizeof why);
-  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-      r.reply.id == AMQP_CHANNEL_CLOSE_METHOD) {
-    amqp_channel_close_ok_t ok = {0};
-    if (amqp_send_method(b->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
-        AMQP_STATUS_OK) {
-      snprintf(b->reason, sizeof b->reason, "channel.close-ok: send failed");
-      return -1;
-    }
-    io_error(b, "%s %s: %s", what, name ? name : "", why);
-    return 1;
-  }
-  if (r.reply_type == AMQP_RESPONSE_SERVER_EXCEPTION &&
-      r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
-    amqp_connection_close_ok_t ok = {0};
-    amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
-  }
-  snprintf(b->reason, sizeof b->reason, "%s %.200s: %s", what,
-           name ? name : "", why);
-  return -1;
-}
-
-/* Reopens a service channel the broker closed (after close-ok). */
-static int io_reopen(struct kz_bus_amqp *b, amqp_channel_t ch) {
-  amqp_channel_open(b->conn, ch);
-  int rc = io_check(b, ch, "channel.open", NULL);
-  return rc > 0 ? -1 : rc;
+/* Ends the connection.  Never makes an upcall itself: the teardown (and
+ * kz_bus_backend_down) happens when the outermost of this backend's loop
+ * callbacks returns, or in the next prepare callback when this was
+ * called from the role's own code. */
+static void conn_lost(struct kz_bus_amqp *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void conn_lost(struct kz_bus_amqp *b, const char *fmt, ...) {
+  if (!b->conn || b->lost) return;
+  b->lost = true;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(b->reason, sizeof b->reason, fmt, ap);
+  va_end(ap);
+  kick(b);
 }
 
 /* ------------------------------------------------------------------ */
-/* I/O thread: publisher confirms                                       */
+/* Output: frames encoded into b->out, written without blocking         */
 
-static void io_confirm_post(struct kz_bus_amqp *b, uint64_t publish_id,
-                            int status) {
-  struct ev *e = ev_new(EV_CONFIRM, 0);
-  if (!e) return;
-  e->epoch = b->epoch;
-  e->id = publish_id;
-  e->status = status;
-  io_post(b, e);
+static void want_write(struct kz_bus_amqp *b, bool on) {
+  if (b->want_write == on || !b->sock) return;
+  b->want_write = on;
+  uv_poll_start(&b->sock->poll, UV_READABLE | (on ? UV_WRITABLE : 0),
+                on_poll);
 }
 
-static int pend_push(struct kz_bus_amqp *b, uint64_t seq, uint64_t id) {
-  if (b->pend_len == b->pend_cap) {
-    size_t cap = b->pend_cap ? b->pend_cap * 2 : 64;
-    struct pending *p = kz_malloc(cap * sizeof *p);
-    if (!p) return KZ_ENOMEM;
-    for (size_t i = 0; i < b->pend_len; i++)
-      p[i] = b->pend[(b->pend_head + i) % b->pend_cap];
-    kz_free(b->pend);
-    b->pend = p;
-    b->pend_cap = cap;
-    b->pend_head = 0;
+/* Writes what the socket takes now. */
+static void flush(struct kz_bus_amqp *b) {
+  if (!b->conn || b->lost) return;
+  while (b->out_off < b->out_len) {
+    ssize_t w = send(b->fd, b->out + b->out_off, b->out_len - b->out_off,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      b->out_off += (size_t)w;
+      b->last_send = uv_now(b->loop);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      want_write(b, true);
+      return;
+    }
+    conn_lost(b, "send: %s", w < 0 ? strerror(errno) : "nothing written");
+    return;
   }
-  struct pending *e = &b->pend[(b->pend_head + b->pend_len) % b->pend_cap];
-  e->seq = seq;
-  e->publish_id = id;
-  e->done = false;
-  b->pend_len++;
+  b->out_off = b->out_len = 0;
+  want_write(b, false);
+}
+
+/* Room for n more bytes at out + out_len.  0 or KZ_ENOMEM. */
+static int out_reserve(struct kz_bus_amqp *b, size_t n) {
+  if (b->out_cap - b->out_len >= n) return 0;
+  if (b->out_off) { /* what was written makes room first */
+    memmove(b->out, b->out + b->out_off, b->out_len - b->out_off);
+    b->out_len -= b->out_off;
+    b->out_off = 0;
+    if (b->out_cap - b->out_len >= n) return 0;
+  }
+  size_t cap = b->out_cap ? b->out_cap : 16384;
+  while (cap - b->out_len < n) cap *= 2;
+  uint8_t *p = kz_realloc(b->out, cap);
+  if (!p) return KZ_ENOMEM;
+  b->out = p;
+  b->out_cap = cap;
   return 0;
 }
 
-/* basic.ack / basic.nack from the broker on the publish channel. */
-static void io_confirmed(struct kz_bus_amqp *b, uint64_t tag, bool multiple,
-                         int status) {
-  for (size_t i = 0; i < b->pend_len; i++) {
-    struct pending *e = &b->pend[(b->pend_head + i) % b->pend_cap];
-    if (e->seq > tag) break;
-    if (e->done || (!multiple && e->seq != tag)) continue;
-    e->done = true;
-    io_confirm_post(b, e->publish_id, status);
-  }
-  while (b->pend_len && b->pend[b->pend_head].done) {
-    b->pend_head = (b->pend_head + 1) % b->pend_cap;
-    b->pend_len--;
-  }
+/* Appends one method frame.  `hint` bounds the encoded arguments (their
+ * strings plus the fixed fields).  0, KZ_ENOMEM, or KZ_EINVAL when the
+ * arguments do not encode (a name over 255 bytes). */
+static int put_method(struct kz_bus_amqp *b, amqp_channel_t ch,
+                      amqp_method_number_t id, void *m, size_t hint) {
+  size_t room = hint + 64;
+  if (out_reserve(b, 12 + room)) return KZ_ENOMEM;
+  uint8_t *p = b->out + b->out_len;
+  p[0] = AMQP_FRAME_METHOD;
+  be16(p + 1, ch);
+  be32(p + 7, id);
+  amqp_bytes_t enc = {.len = room, .bytes = p + 11};
+  int r = amqp_encode_method(id, m, enc);
+  if (r < 0) return KZ_EINVAL;
+  be32(p + 3, (uint32_t)(4 + r));
+  p[11 + r] = AMQP_FRAME_END;
+  b->out_len += 12 + (size_t)r;
+  return 0;
 }
 
-/* The publish channel closed before confirming these: the broker may or
- * may not have taken them, so their fate is unknown, which the bus API
- * reports as KZ_ECONNRESET (KZ_EIO is a nack). */
-static void io_fail_pending(struct kz_bus_amqp *b) {
-  io_confirmed(b, UINT64_MAX, true, KZ_ECONNRESET);
-  b->confirm_mode = false;
-  b->pub_seq = 0;
+static int put_heartbeat(struct kz_bus_amqp *b) {
+  if (out_reserve(b, 8)) return KZ_ENOMEM;
+  static const uint8_t hb[8] = {AMQP_FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0,
+                                AMQP_FRAME_END};
+  memcpy(b->out + b->out_len, hb, sizeof hb);
+  b->out_len += sizeof hb;
+  return 0;
+}
+
+/* basic.publish, its content header and body frames on CH_PUB: all or
+ * nothing.  0, KZ_ENOMEM or KZ_EINVAL. */
+static int put_publish(struct kz_bus_amqp *b, const char *ex, const char *rk,
+                       const char *ctype, const uint8_t *body, size_t len) {
+  size_t save = b->out_len;
+  amqp_basic_publish_t m = {.exchange = amqp_cstring_bytes(ex),
+                            .routing_key = amqp_cstring_bytes(rk)};
+  int rc = put_method(b, CH_PUB, AMQP_BASIC_PUBLISH_METHOD, &m,
+                      strlen(ex) + strlen(rk) + 16);
+  if (rc) goto out;
+  /* Content header: class, weight, body size, then the properties. */
+  amqp_basic_properties_t props;
+  memset(&props, 0, sizeof props);
+  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+  props.content_type = amqp_cstring_bytes(ctype ? ctype : "application/json");
+  props.delivery_mode = 1; /* transient, as Kazoo publishes */
+  size_t room = props.content_type.len + 64;
+  size_t chunk = b->frame_max - 8;
+  size_t frames = len ? (len + chunk - 1) / chunk : 0;
+  rc = KZ_ENOMEM;
+  if (out_reserve(b, 19 + room + len + 8 * frames)) goto out;
+  uint8_t *p = b->out + b->out_len;
+  p[0] = AMQP_FRAME_HEADER;
+  be16(p + 1, CH_PUB);
+  be16(p + 7, AMQP_BASIC_CLASS);
+  be16(p + 9, 0);
+  be64(p + 11, len);
+  amqp_bytes_t enc = {.len = room, .bytes = p + 19};
+  int r = amqp_encode_properties(AMQP_BASIC_CLASS, &props, enc);
+  rc = KZ_EINVAL;
+  if (r < 0) goto out;
+  be32(p + 3, (uint32_t)(12 + r));
+  p[19 + r] = AMQP_FRAME_END;
+  b->out_len += 20 + (size_t)r;
+  for (size_t off = 0; off < len; off += chunk) {
+    size_t n = len - off < chunk ? len - off : chunk;
+    p = b->out + b->out_len;
+    p[0] = AMQP_FRAME_BODY;
+    be16(p + 1, CH_PUB);
+    be32(p + 3, (uint32_t)n);
+    memcpy(p + 7, body + off, n);
+    p[7 + n] = AMQP_FRAME_END;
+    b->out_len += 8 + n;
+  }
+  return 0;
+out:
+  b->out_len = save;
+  return rc;
+}
+
+/* Something was queued: when the role's own code queued it, settle it
+ * (send, run ops, tear down) before the loop next polls; inside this
+ * backend's callbacks the outermost one does it on return. */
+static void on_prepare(uv_prepare_t *h);
+static void kick(struct kz_bus_amqp *b) {
+  if (b->depth == 0 && !b->destroyed)
+    uv_prepare_start(&b->prepare, on_prepare);
+}
+
+/* After appending output from the role's own code. */
+static void out_added(struct kz_bus_amqp *b) {
+  if (b->depth == 0 && b->out_len - b->out_off >= FLUSH_AT && !b->want_write)
+    flush(b);
+  kick(b);
+}
+
+/* A method the connection cannot go on without (close-ok, ack,
+ * heartbeat): failing to queue it ends the connection. */
+static void put_or_lose(struct kz_bus_amqp *b, int rc, const char *what) {
+  if (rc) conn_lost(b, "%s: %s", what, kz_strerror(rc));
 }
 
 /* ------------------------------------------------------------------ */
-/* I/O thread: commands                                                 */
+/* Consumers, confirms                                                  */
 
 static struct consumer *consumer_by_id(struct kz_bus_amqp *b, uint64_t id) {
   for (struct consumer *c = b->consumers; c; c = c->next)
@@ -458,6 +449,144 @@ static void consumer_remove(struct kz_bus_amqp *b, struct consumer *gone) {
   }
 }
 
+/* Room for one more pending confirm.  0 or KZ_ENOMEM. */
+static int pend_reserve(struct kz_bus_amqp *b) {
+  if (b->pend_len < b->pend_cap) return 0;
+  size_t cap = b->pend_cap ? b->pend_cap * 2 : 64;
+  struct pending *p = kz_malloc(cap * sizeof *p);
+  if (!p) return KZ_ENOMEM;
+  for (size_t i = 0; i < b->pend_len; i++)
+    p[i] = b->pend[(b->pend_head + i) % b->pend_cap];
+  kz_free(b->pend);
+  b->pend = p;
+  b->pend_cap = cap;
+  b->pend_head = 0;
+  return 0;
+}
+
+static void pend_push(struct kz_bus_amqp *b, uint64_t seq, uint64_t id) {
+  struct pending *e = &b->pend[(b->pend_head + b->pend_len) % b->pend_cap];
+  e->seq = seq;
+  e->publish_id = id;
+  e->done = false;
+  b->pend_len++;
+}
+
+/* basic.ack / basic.nack on the publish channel (or UINT64_MAX with
+ * multiple for "all of them").  One confirm upcall at a time, each
+ * after its entry has left the table, since a confirm callback may
+ * publish again (or free the bus). */
+static void confirmed(struct kz_bus_amqp *b, uint64_t tag, bool multiple,
+                      int status) {
+  for (;;) {
+    if (b->destroyed || !b->conn) return;
+    bool found = false;
+    uint64_t id = 0;
+    for (size_t i = 0; i < b->pend_len; i++) {
+      struct pending *e = &b->pend[(b->pend_head + i) % b->pend_cap];
+      if (e->seq > tag) break;
+      if (e->done || (!multiple && e->seq != tag)) continue;
+      e->done = true;
+      id = e->publish_id;
+      found = true;
+      break;
+    }
+    while (b->pend_len && b->pend[b->pend_head].done) {
+      b->pend_head = (b->pend_head + 1) % b->pend_cap;
+      b->pend_len--;
+    }
+    if (!found) return;
+    kz_bus_backend_confirm(b->bus, id, status);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Ops                                                                  */
+
+static void op_append(struct kz_bus_amqp *b, struct op *o) {
+  o->next = NULL;
+  *b->ops_tail = o;
+  b->ops_tail = &o->next;
+  kick(b);
+}
+
+/* Puts o first among the ops not yet started (behind an RPC in flight). */
+static void op_push_front(struct kz_bus_amqp *b, struct op *o) {
+  struct op **pp = b->waiting && b->ops ? &b->ops->next : &b->ops;
+  o->next = *pp;
+  *pp = o;
+  if (!o->next) b->ops_tail = &o->next;
+}
+
+static struct op *op_pop(struct kz_bus_amqp *b) {
+  struct op *o = b->ops;
+  if (!o) return NULL;
+  b->ops = o->next;
+  if (!b->ops) b->ops_tail = &b->ops;
+  return o;
+}
+
+static void ops_free(struct kz_bus_amqp *b) {
+  struct op *o;
+  while ((o = op_pop(b))) kz_free(o);
+  b->waiting = false;
+}
+
+/* Builds an op with up to three strings and a body, all copied. */
+static struct op *op_new(enum op_kind kind, const char *s1, const char *s2,
+                         const char *s3, const char *ctype, const void *body,
+                         size_t len) {
+  size_t l1 = slen(s1), l2 = slen(s2), l3 = slen(s3), l4 = slen(ctype);
+  struct op *o = kz_malloc(sizeof *o + l1 + l2 + l3 + l4 + len);
+  if (!o) return NULL;
+  memset(o, 0, sizeof *o);
+  o->kind = kind;
+  char *p = o->data;
+  o->s1 = put_str(&p, s1, l1);
+  o->s2 = put_str(&p, s2, l2);
+  o->s3 = put_str(&p, s3, l3);
+  o->ctype = put_str(&p, ctype, l4);
+  if (len) memcpy(p, body, len);
+  o->body = (const uint8_t *)p;
+  o->len = len;
+  return o;
+}
+
+static int reopen_channel(struct kz_bus_amqp *b, amqp_channel_t ch) {
+  struct op *o = op_new(OP_REOPEN, NULL, NULL, NULL, NULL, NULL, 0);
+  if (!o) {
+    conn_lost(b, "reopening channel %u: out of memory", ch);
+    return KZ_ENOMEM;
+  }
+  o->ch = ch;
+  op_push_front(b, o);
+  return 0;
+}
+
+/* Sends an RPC method and makes the head op wait for `reply` on ch.
+ * Returns 1 (waiting), 0 (the method did not encode: reported, the op
+ * is over) or -1 (connection lost). */
+static int rpc(struct kz_bus_amqp *b, amqp_channel_t ch,
+               amqp_method_number_t id, void *m, size_t hint,
+               amqp_method_number_t reply, const char *what,
+               const char *name) {
+  int rc = put_method(b, ch, id, m, hint);
+  if (rc == KZ_EINVAL) {
+    report_error(b, "%s %s: cannot encode (a name over 255 bytes?)", what,
+                 name ? name : "");
+    return 0;
+  }
+  if (rc) {
+    conn_lost(b, "%s: %s", what, kz_strerror(rc));
+    return -1;
+  }
+  b->waiting = true;
+  b->wait_ch = ch;
+  b->wait_id = reply;
+  b->wait_deadline = uv_now(b->loop) + ns_to_ms(b->opts.rpc_timeout_ns);
+  return 1;
+}
+
 static const char *exchange_type(enum kz_bus_exchange_type t) {
   switch (t) {
   case KZ_BUS_EX_TOPIC:
@@ -470,724 +599,1038 @@ static const char *exchange_type(enum kz_bus_exchange_type t) {
   }
 }
 
-static int io_consume(struct kz_bus_amqp *b, struct cmd *c) {
-  if (consumer_by_id(b, c->id)) return 0; /* already running */
-  if (b->next_ch > b->channel_max) {
-    io_error(b, "consume %s: out of channels", c->s1);
-    return 0;
-  }
-  /* Channel numbers are not reused on one connection, so a late ack for
-   * a cancelled consumer can never hit a newer consumer's channel. */
-  amqp_channel_t ch = (amqp_channel_t)b->next_ch++;
-  amqp_channel_open(b->conn, ch);
-  int rc = io_check(b, ch, "channel.open", c->s1);
-  if (rc) return rc < 0 ? rc : 0;
-  if (!c->no_ack) {
-    amqp_basic_qos(b->conn, ch, 0, b->opts.prefetch, 0);
-    rc = io_check(b, ch, "basic.qos", c->s1);
-    if (rc) return rc < 0 ? rc : 0;
-  }
-  size_t qlen = strlen(c->s1);
-  struct consumer *k = kz_calloc(1, sizeof *k + qlen + 1);
-  if (!k) {
-    amqp_channel_close(b->conn, ch, AMQP_REPLY_SUCCESS);
-    rc = io_check(b, ch, "channel.close", c->s1);
-    return rc < 0 ? rc : 0;
-  }
-  k->id = c->id;
-  k->ch = ch;
-  k->no_ack = c->no_ack;
-  snprintf(k->tag, sizeof k->tag, "kz.%llu", (unsigned long long)c->id);
-  memcpy(k->queue, c->s1, qlen + 1);
-  amqp_basic_consume(b->conn, ch, amqp_cstring_bytes(c->s1),
-                     amqp_cstring_bytes(k->tag), 0, c->no_ack, 0,
-                     amqp_empty_table);
-  rc = io_check(b, ch, "basic.consume", c->s1);
-  if (rc) {
-    kz_free(k);
-    return rc < 0 ? rc : 0;
-  }
-  k->next = b->consumers;
-  b->consumers = k;
-  return 0;
-}
-
-static int io_cancel(struct kz_bus_amqp *b, uint64_t id) {
-  struct consumer *k = consumer_by_id(b, id);
-  if (!k) return 0;
-  amqp_channel_t ch = k->ch;
-  amqp_basic_cancel(b->conn, ch, amqp_cstring_bytes(k->tag));
-  int rc = io_check(b, ch, "basic.cancel", k->queue);
-  consumer_remove(b, k);
-  if (rc) return rc < 0 ? rc : 0;
-  /* Closing the channel hands its unacked messages back to the queue. */
-  amqp_channel_close(b->conn, ch, AMQP_REPLY_SUCCESS);
-  rc = io_check(b, ch, "channel.close", NULL);
-  return rc < 0 ? rc : 0;
-}
-
-static int io_publish(struct kz_bus_amqp *b, struct cmd *c) {
-  if (c->confirm && !b->confirm_mode) {
-    amqp_confirm_select(b->conn, CH_PUB);
-    int rc = io_check(b, CH_PUB, "confirm.select", NULL);
-    if (rc < 0) return rc;
-    if (rc > 0) {
-      io_confirm_post(b, c->id, KZ_EIO);
-      return io_reopen(b, CH_PUB);
-    }
-    b->confirm_mode = true;
-    b->pub_seq = 0;
-  }
-  amqp_basic_properties_t props;
-  memset(&props, 0, sizeof props);
-  props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-  props.content_type = amqp_cstring_bytes(c->ctype ? c->ctype : "application/json");
-  props.delivery_mode = 1; /* transient, as Kazoo publishes */
-  amqp_bytes_t body = {.len = c->len, .bytes = (void *)c->body};
-  int st = amqp_basic_publish(b->conn, CH_PUB, amqp_cstring_bytes(c->s1),
-                              amqp_cstring_bytes(c->s2), 0, 0, &props, body);
-  if (st != AMQP_STATUS_OK) {
-    snprintf(b->reason, sizeof b->reason, "publish: %s",
-             amqp_error_string2(st));
-    return -1;
-  }
-  if (b->confirm_mode) {
-    uint64_t seq = ++b->pub_seq;
-    if (c->confirm && pend_push(b, seq, c->id) < 0)
-      io_confirm_post(b, c->id, KZ_ECONNRESET); /* cannot track it */
-  }
-  return 0;
-}
-
-/* Delivery tags handed to the bus: the channel (12 bits, see
- * CH_MAX) above the broker's tag on that channel (32 bits); the bus keeps
- * 44 bits and adds its connection generation, and an ack issued for an
- * older connection is dropped here by its command's epoch. */
+/* Delivery tags handed to the bus: the channel (12 bits, see CH_MAX)
+ * above the broker's tag on that channel (32 bits); the bus keeps 44
+ * bits and adds its connection generation, so an ack for an older
+ * connection never reaches this one. */
 static uint64_t tag_make(amqp_channel_t ch, uint64_t dtag) {
   return (uint64_t)ch << 32 | (dtag & 0xffffffffu);
 }
 
-static int io_ack(struct kz_bus_amqp *b, uint64_t tag) {
+/* 0, or -1 when the connection is gone. */
+static int send_ack(struct kz_bus_amqp *b, uint64_t tag) {
   amqp_channel_t ch = (amqp_channel_t)(tag >> 32 & CH_MAX);
   struct consumer *k = consumer_by_ch(b, ch);
   if (!k || k->no_ack) return 0; /* its channel is gone: already requeued */
-  int st = amqp_basic_ack(b->conn, ch, tag & 0xffffffffu, 0);
-  if (st != AMQP_STATUS_OK) {
-    snprintf(b->reason, sizeof b->reason, "basic.ack: %s",
-             amqp_error_string2(st));
+  amqp_basic_ack_t m = {.delivery_tag = tag & 0xffffffffu};
+  int rc = put_method(b, ch, AMQP_BASIC_ACK_METHOD, &m, 16);
+  put_or_lose(b, rc, "basic.ack");
+  return rc ? -1 : 0;
+}
+
+/* The publish itself (confirm mode settled).  0, or -1 when lost. */
+static int send_publish(struct kz_bus_amqp *b, struct op *o) {
+  bool track = b->confirm_mode && o->confirm;
+  if (track && pend_reserve(b)) {
+    conn_lost(b, "publish: out of memory for its confirm");
     return -1;
+  }
+  int rc = put_publish(b, o->s1, o->s2, o->ctype, o->body, o->len);
+  if (rc == KZ_EINVAL) {
+    report_error(b, "publish %s %s: cannot encode", o->s1, o->s2);
+    if (o->confirm && !b->destroyed && b->bus)
+      kz_bus_backend_confirm(b->bus, o->id, KZ_EIO);
+    return 0;
+  }
+  if (rc) {
+    conn_lost(b, "publish: %s", kz_strerror(rc));
+    return -1;
+  }
+  if (b->confirm_mode) {
+    uint64_t seq = ++b->pub_seq;
+    if (track) pend_push(b, seq, o->id);
   }
   return 0;
 }
 
-/* Applies one command; 0, or -1 when the connection is gone. */
-static int io_cmd(struct kz_bus_amqp *b, struct cmd *c) {
-  int rc = 0;
-  switch (c->kind) {
-  case CMD_EXCHANGE:
-    amqp_exchange_declare(b->conn, CH_CTL, amqp_cstring_bytes(c->s1),
-                          amqp_cstring_bytes(exchange_type(c->ex_type)), 0,
-                          0, 0, 0, amqp_empty_table);
-    rc = io_check(b, CH_CTL, "exchange.declare", c->s1);
-    break;
-  case CMD_QUEUE:
-    amqp_queue_declare(b->conn, CH_CTL, amqp_cstring_bytes(c->s1), 0,
-                       c->qopts.durable, c->qopts.exclusive,
-                       c->qopts.auto_delete, amqp_empty_table);
-    rc = io_check(b, CH_CTL, "queue.declare", c->s1);
-    break;
-  case CMD_DELETE_QUEUE:
-    amqp_queue_delete(b->conn, CH_CTL, amqp_cstring_bytes(c->s1), 0, 0);
-    rc = io_check(b, CH_CTL, "queue.delete", c->s1);
-    break;
-  case CMD_BIND:
-    amqp_queue_bind(b->conn, CH_CTL, amqp_cstring_bytes(c->s1),
-                    amqp_cstring_bytes(c->s2), amqp_cstring_bytes(c->s3),
-                    amqp_empty_table);
-    rc = io_check(b, CH_CTL, "queue.bind", c->s1);
-    break;
-  case CMD_UNBIND:
-    amqp_queue_unbind(b->conn, CH_CTL, amqp_cstring_bytes(c->s1),
-                      amqp_cstring_bytes(c->s2), amqp_cstring_bytes(c->s3),
-                      amqp_empty_table);
-    rc = io_check(b, CH_CTL, "queue.unbind", c->s1);
-    break;
-  case CMD_CONSUME:
-    return io_consume(b, c);
-  case CMD_CANCEL:
-    return io_cancel(b, c->id);
-  case CMD_PUBLISH:
-    return io_publish(b, c);
-  case CMD_ACK:
-    return io_ack(b, c->id);
+/* Advances the head op.  Returns 1 (waiting for a reply), 0 (done) or
+ * -1 (connection lost). */
+static int op_step(struct kz_bus_amqp *b, struct op *o) {
+  switch (o->kind) {
+  case OP_EXCHANGE: {
+    if (o->step++) return 0;
+    amqp_exchange_declare_t m = {
+        .exchange = amqp_cstring_bytes(o->s1),
+        .type = amqp_cstring_bytes(exchange_type(o->ex_type)),
+        .arguments = amqp_empty_table};
+    return rpc(b, CH_CTL, AMQP_EXCHANGE_DECLARE_METHOD, &m,
+               strlen(o->s1) + 32, AMQP_EXCHANGE_DECLARE_OK_METHOD,
+               "exchange.declare", o->s1);
   }
-  if (rc > 0) return io_reopen(b, CH_CTL);
-  return rc;
+  case OP_QUEUE: {
+    if (o->step++) return 0;
+    amqp_queue_declare_t m = {.queue = amqp_cstring_bytes(o->s1),
+                              .durable = o->qopts.durable,
+                              .exclusive = o->qopts.exclusive,
+                              .auto_delete = o->qopts.auto_delete,
+                              .arguments = amqp_empty_table};
+    return rpc(b, CH_CTL, AMQP_QUEUE_DECLARE_METHOD, &m, strlen(o->s1) + 32,
+               AMQP_QUEUE_DECLARE_OK_METHOD, "queue.declare", o->s1);
+  }
+  case OP_DELETE_QUEUE: {
+    if (o->step++) return 0;
+    amqp_queue_delete_t m = {.queue = amqp_cstring_bytes(o->s1)};
+    return rpc(b, CH_CTL, AMQP_QUEUE_DELETE_METHOD, &m, strlen(o->s1) + 32,
+               AMQP_QUEUE_DELETE_OK_METHOD, "queue.delete", o->s1);
+  }
+  case OP_BIND:
+  case OP_UNBIND: {
+    if (o->step++) return 0;
+    size_t hint = strlen(o->s1) + strlen(o->s2) + strlen(o->s3) + 32;
+    if (o->kind == OP_BIND) {
+      amqp_queue_bind_t m = {.queue = amqp_cstring_bytes(o->s1),
+                             .exchange = amqp_cstring_bytes(o->s2),
+                             .routing_key = amqp_cstring_bytes(o->s3),
+                             .arguments = amqp_empty_table};
+      return rpc(b, CH_CTL, AMQP_QUEUE_BIND_METHOD, &m, hint,
+                 AMQP_QUEUE_BIND_OK_METHOD, "queue.bind", o->s1);
+    }
+    amqp_queue_unbind_t m = {.queue = amqp_cstring_bytes(o->s1),
+                           .exchange = amqp_cstring_bytes(o->s2),
+                           .routing_key = amqp_cstring_bytes(o->s3),
+                           .arguments = amqp_empty_table};
+    return rpc(b, CH_CTL, AMQP_QUEUE_UNBIND_METHOD, &m, hint,
+               AMQP_QUEUE_UNBIND_OK_METHOD, "queue.unbind", o->s1);
+  }
+  case OP_CONSUME: {
+    struct consumer *k = consumer_by_ch(b, o->ch);
+    switch (o->step++) {
+    case 0: {
+      if (consumer_by_id(b, o->id)) return 0; /* already running */
+      if (b->next_ch > b->channel_max) {
+        report_error(b, "consume %s: out of channels", o->s1);
+        return 0;
+      }
+      size_t qlen = strlen(o->s1);
+      k = kz_calloc(1, sizeof *k + qlen + 1);
+      if (!k) {
+        report_error(b, "consume %s: out of memory", o->s1);
+        return 0;
+      }
+      /* Channel numbers are not reused on one connection, so a late
+       * ack for a cancelled consumer never hits a newer one's channel. */
+      o->ch = (amqp_channel_t)b->next_ch++;
+      k->id = o->id;
+      k->ch = o->ch;
+      k->no_ack = o->no_ack;
+      snprintf(k->tag, sizeof k->tag, "kz.%llu", (unsigned long long)o->id);
+      memcpy(k->queue, o->s1, qlen + 1);
+      k->next = b->consumers;
+      b->consumers = k;
+      amqp_channel_open_t m = {.out_of_band = amqp_empty_bytes};
+      return rpc(b, o->ch, AMQP_CHANNEL_OPEN_METHOD, &m, 8,
+                 AMQP_CHANNEL_OPEN_OK_METHOD, "channel.open", o->s1);
+    }
+    case 1:
+      if (!o->no_ack) {
+        amqp_basic_qos_t m = {.prefetch_count = b->opts.prefetch};
+        return rpc(b, o->ch, AMQP_BASIC_QOS_METHOD, &m, 16,
+                   AMQP_BASIC_QOS_OK_METHOD, "basic.qos", o->s1);
+      }
+      o->step++; /* no prefetch bound without acks */
+      __attribute__((fallthrough));
+    case 2: {
+      if (!k) return 0;
+      amqp_basic_consume_t m = {.queue = amqp_cstring_bytes(o->s1),
+                                .consumer_tag = amqp_cstring_bytes(k->tag),
+                                .no_ack = o->no_ack,
+                                .arguments = amqp_empty_table};
+      return rpc(b, o->ch, AMQP_BASIC_CONSUME_METHOD, &m,
+                 strlen(o->s1) + 64, AMQP_BASIC_CONSUME_OK_METHOD,
+                 "basic.consume", o->s1);
+    }
+    default:
+      return 0;
+    }
+  }
+  case OP_CANCEL: {
+    switch (o->step++) {
+    case 0: {
+      struct consumer *k = consumer_by_id(b, o->id);
+      if (!k) return 0;
+      o->ch = k->ch;
+      char tag[sizeof k->tag];
+      memcpy(tag, k->tag, sizeof tag);
+      amqp_basic_cancel_t m = {.consumer_tag = amqp_cstring_bytes(tag)};
+      /* Deliveries still on their way are dropped unacked: closing the
+       * channel next hands them back to the queue. */
+      consumer_remove(b, k);
+      return rpc(b, o->ch, AMQP_BASIC_CANCEL_METHOD, &m, 48,
+                 AMQP_BASIC_CANCEL_OK_METHOD, "basic.cancel", NULL);
+    }
+    case 1: {
+      amqp_channel_close_t m = {.reply_code = AMQP_REPLY_SUCCESS,
+                                .reply_text = amqp_cstring_bytes("cancel")};
+      return rpc(b, o->ch, AMQP_CHANNEL_CLOSE_METHOD, &m, 32,
+                 AMQP_CHANNEL_CLOSE_OK_METHOD, "channel.close", NULL);
+    }
+    default:
+      return 0;
+    }
+  }
+  case OP_PUBLISH:
+    if (o->step == 0) {
+      o->step = 1;
+      if (o->confirm && !b->confirm_mode) {
+        amqp_confirm_select_t m = {0};
+        return rpc(b, CH_PUB, AMQP_CONFIRM_SELECT_METHOD, &m, 8,
+                   AMQP_CONFIRM_SELECT_OK_METHOD, "confirm.select", NULL);
+      }
+    }
+    if (o->confirm && !b->confirm_mode) { /* select-ok came */
+      b->confirm_mode = true;
+      b->pub_seq = 0;
+    }
+    return send_publish(b, o);
+  case OP_ACK:
+    return send_ack(b, o->id);
+  case OP_REOPEN: {
+    if (o->step++) return 0;
+    if (o->ch == CH_PUB) {
+      b->confirm_mode = false;
+      b->pub_seq = 0;
+    }
+    amqp_channel_open_t m = {.out_of_band = amqp_empty_bytes};
+    return rpc(b, o->ch, AMQP_CHANNEL_OPEN_METHOD, &m, 8,
+               AMQP_CHANNEL_OPEN_OK_METHOD, "channel.open", NULL);
+  }
+  }
+  return 0;
 }
 
-static struct cmd *take_cmds(struct kz_bus_amqp *b, bool *stop) {
-  pthread_mutex_lock(&b->mu);
-  struct cmd *list = b->cmd_head;
-  b->cmd_head = NULL;
-  b->cmd_tail = &b->cmd_head;
-  *stop = b->stop;
-  b->io_sleeping = false;
-  pthread_mutex_unlock(&b->mu);
-  return list;
+/* Runs ops until one waits for the broker.  Only from the outermost of
+ * this backend's callbacks (op_step may make upcalls). */
+static void ops_run(struct kz_bus_amqp *b) {
+  while (b->ops && !b->waiting && b->conn && !b->lost && !b->destroyed) {
+    struct op *o = b->ops;
+    int rc = op_step(b, o);
+    if (b->destroyed || !b->conn) return;
+    if (rc == 1) return;
+    /* Done (or the connection is gone): o leaves the list, wherever an
+     * upcall may have left it. */
+    for (struct op **pp = &b->ops; *pp; pp = &(*pp)->next) {
+      if (*pp != o) continue;
+      *pp = o->next;
+      if (!*pp) b->ops_tail = pp;
+      kz_free(o);
+      break;
+    }
+    if (rc < 0) return;
+  }
 }
 
-static void free_cmds(struct cmd *c) {
-  while (c) {
-    struct cmd *next = c->next;
-    kz_free(c);
-    c = next;
+/* The head op's RPC failed: the broker closed its channel with `why`. */
+static void op_failed(struct kz_bus_amqp *b, struct op *o, const char *why) {
+  const char *name = o->s1 ? o->s1 : "";
+  switch (o->kind) {
+  case OP_EXCHANGE:
+    report_error(b, "exchange.declare %s: %s", name, why);
+    reopen_channel(b, CH_CTL);
+    break;
+  case OP_QUEUE:
+    report_error(b, "queue.declare %s: %s", name, why);
+    reopen_channel(b, CH_CTL);
+    break;
+  case OP_DELETE_QUEUE:
+    report_error(b, "queue.delete %s: %s", name, why);
+    reopen_channel(b, CH_CTL);
+    break;
+  case OP_BIND:
+  case OP_UNBIND:
+    report_error(b, "%s %s: %s", o->kind == OP_BIND ? "queue.bind" : "queue.unbind",
+                 name, why);
+    reopen_channel(b, CH_CTL);
+    break;
+  case OP_CONSUME: {
+    static const char *const what[] = {"channel.open", "basic.qos",
+                                       "basic.consume"};
+    struct consumer *k = consumer_by_ch(b, o->ch);
+    if (k) consumer_remove(b, k);
+    int s = o->step - 1;
+    report_error(b, "%s %s: %s", what[s >= 0 && s < 3 ? s : 2], name, why);
+    break;
+  }
+  case OP_CANCEL:
+    break; /* the channel is gone, which is what was wanted */
+  case OP_PUBLISH:
+    /* confirm.select refused. */
+    b->confirm_mode = false;
+    b->pub_seq = 0;
+    if (reopen_channel(b, CH_PUB) == 0) {
+      report_error(b, "confirm.select: %s", why);
+      if (!b->destroyed && b->conn) kz_bus_backend_confirm(b->bus, o->id, KZ_EIO);
+    }
+    break;
+  case OP_ACK:
+    break;
+  case OP_REOPEN:
+    conn_lost(b, "channel.open %u: %s", o->ch, why);
+    break;
   }
 }
 
 /* ------------------------------------------------------------------ */
-/* I/O thread: incoming frames                                          */
+/* Incoming frames                                                      */
 
-static int io_deliver(struct kz_bus_amqp *b, amqp_frame_t *f) {
-  amqp_basic_deliver_t *d = f->payload.method.decoded;
-  amqp_channel_t ch = f->channel;
-  uint64_t dtag = d->delivery_tag;
-  bool redelivered = d->redelivered;
-  /* The method's strings live in the connection's pools, which reading
-   * the content does not release; copy them out first anyway, sized. */
-  char ex[256], rk[256];
-  amqp_bytes_t exb = d->exchange, rkb = d->routing_key;
-  size_t exl = exb.len < sizeof ex ? exb.len : sizeof ex - 1;
-  size_t rkl = rkb.len < sizeof rk ? rkb.len : sizeof rk - 1;
-  memcpy(ex, exb.bytes, exl);
-  ex[exl] = '\0';
-  memcpy(rk, rkb.bytes, rkl);
-  rk[rkl] = '\0';
-  amqp_message_t msg;
-  amqp_rpc_reply_t r = amqp_read_message(b->conn, ch, &msg, 0);
-  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-    char why[256];
-    reply_text(r, why, sizeof why);
-    snprintf(b->reason, sizeof b->reason, "reading a delivery: %s", why);
+static struct content *content_on(struct kz_bus_amqp *b, amqp_channel_t ch,
+                                  bool create) {
+  for (struct content *c = b->contents; c; c = c->next)
+    if (c->ch == ch) return c;
+  if (!create) return NULL;
+  struct content *c = kz_calloc(1, sizeof *c);
+  if (!c) return NULL;
+  c->ch = ch;
+  c->next = b->contents;
+  b->contents = c;
+  return c;
+}
+
+static void contents_free(struct kz_bus_amqp *b) {
+  while (b->contents) {
+    struct content *c = b->contents;
+    b->contents = c->next;
+    kz_free(c->body);
+    kz_free(c);
+  }
+}
+
+static void copy_short(char *dst, amqp_bytes_t s) {
+  size_t n = s.len < 255 ? s.len : 255;
+  if (n) memcpy(dst, s.bytes, n);
+  dst[n] = '\0';
+}
+
+/* basic.deliver or basic.return: a message follows on ch. */
+static int content_start(struct kz_bus_amqp *b, amqp_channel_t ch,
+                         const amqp_basic_deliver_t *d) {
+  struct content *c = content_on(b, ch, true);
+  if (!c) {
+    conn_lost(b, "out of memory for a delivery");
     return -1;
   }
-  struct consumer *k = consumer_by_ch(b, ch);
-  if (k) {
-    size_t ql = strlen(k->queue) + 1;
-    struct ev *e = ev_new(EV_DELIVER, ql + exl + 1 + rkl + 1 + msg.body.len);
-    if (e) {
-      char *p = e->data;
-      e->queue = put_str(&p, k->queue, ql);
-      e->exchange = put_str(&p, ex, exl + 1);
-      e->rk = put_str(&p, rk, rkl + 1);
-      if (msg.body.len) memcpy(p, msg.body.bytes, msg.body.len);
-      e->body = (const uint8_t *)p;
-      e->len = msg.body.len;
-      e->epoch = b->epoch;
-      e->id = k->id;
-      e->tag = tag_make(ch, dtag);
-      e->redelivered = redelivered;
-      io_post(b, e);
-    } else if (!k->no_ack) {
-      /* Nobody will ever ack it: hand it back to the broker, which
-       * redelivers it (here or to another consumer). */
-      io_log(b, KZ_LOG_ERROR, "out of memory: requeued a delivery on %s",
-             k->queue);
-      int st = amqp_basic_reject(b->conn, ch, dtag, 1);
-      if (st != AMQP_STATUS_OK) {
-        snprintf(b->reason, sizeof b->reason, "basic.reject: %s",
-                 amqp_error_string2(st));
-        amqp_destroy_message(&msg);
-        return -1;
-      }
-    } else {
-      io_log(b, KZ_LOG_ERROR, "out of memory: dropped a delivery on %s",
-             k->queue);
-    }
+  if (c->busy) {
+    conn_lost(b, "a message began on channel %u inside another", ch);
+    return -1;
   }
-  amqp_destroy_message(&msg);
+  c->busy = true;
+  c->have_header = false;
+  c->size = c->got = 0;
+  c->keep = false;
+  if (d) {
+    struct consumer *k = consumer_by_ch(b, ch);
+    c->keep = k != NULL;
+    c->dtag = d->delivery_tag;
+    c->redelivered = d->redelivered;
+    copy_short(c->ex, d->exchange);
+    copy_short(c->rk, d->routing_key);
+  }
   return 0;
 }
 
-/* The broker closed channel ch on its own (a publish to a missing
- * exchange, a queue deleted under a consumer...). */
-static int io_channel_closed(struct kz_bus_amqp *b, amqp_frame_t *f) {
-  amqp_channel_close_t *m = f->payload.method.decoded;
-  amqp_channel_t ch = f->channel;
-  char why[256];
+/* A whole message: hand it to its consumer. */
+static void content_done(struct kz_bus_amqp *b, struct content *c,
+                         const uint8_t *body) {
+  c->busy = false;
+  struct consumer *k = c->keep ? consumer_by_ch(b, c->ch) : NULL;
+  if (k) {
+    struct kz_bus_delivery d = {
+        .queue = k->queue,
+        .exchange = c->ex,
+        .routing_key = c->rk,
+        .body = body ? body : (const uint8_t *)"",
+        .len = (size_t)c->size,
+        .tag = tag_make(c->ch, c->dtag),
+        .redelivered = c->redelivered,
+    };
+    kz_bus_backend_deliver(b->bus, k->id, &d);
+  }
+  if (!b->destroyed && c->cap > BODY_KEEP_MAX) {
+    kz_free(c->body);
+    c->body = NULL;
+    c->cap = 0;
+  }
+}
+
+static int content_header(struct kz_bus_amqp *b, amqp_frame_t *f) {
+  struct content *c = content_on(b, f->channel, false);
+  if (!c || !c->busy || c->have_header) return 0; /* stray: ignored */
+  c->have_header = true;
+  c->size = f->payload.properties.body_size;
+  if (c->keep && c->size > c->cap) {
+    uint8_t *p = kz_realloc(c->body, (size_t)c->size);
+    if (p) {
+      c->body = p;
+      c->cap = (size_t)c->size;
+    } else {
+      struct consumer *k = consumer_by_ch(b, c->ch);
+      c->keep = false;
+      if (k && !k->no_ack) {
+        /* Nobody will ever ack it: hand it back to the broker, which
+         * redelivers it (here or to another consumer). */
+        log_line(b, KZ_LOG_ERROR, "out of memory: requeued a delivery on %s",
+              k->queue);
+        amqp_basic_reject_t m = {.delivery_tag = c->dtag, .requeue = 1};
+        put_or_lose(b, put_method(b, c->ch, AMQP_BASIC_REJECT_METHOD, &m, 16),
+                    "basic.reject");
+      } else if (k) {
+        log_line(b, KZ_LOG_ERROR, "out of memory: dropped a delivery on %s",
+              k->queue);
+      }
+    }
+  }
+  if (c->size == 0) content_done(b, c, NULL);
+  return 0;
+}
+
+static int content_body(struct kz_bus_amqp *b, amqp_frame_t *f) {
+  struct content *c = content_on(b, f->channel, false);
+  if (!c || !c->busy || !c->have_header) return 0; /* stray: ignored */
+  amqp_bytes_t frag = f->payload.body_fragment;
+  if (frag.len > c->size - c->got) {
+    conn_lost(b, "a message body longer than its header said");
+    return -1;
+  }
+  /* The common case, a body in one frame, is handed over from
+   * librabbitmq's frame buffer without a copy. */
+  if (c->got == 0 && frag.len == c->size) {
+    c->got = frag.len;
+    content_done(b, c, frag.bytes);
+    return 0;
+  }
+  if (c->keep && frag.len) memcpy(c->body + c->got, frag.bytes, frag.len);
+  c->got += frag.len;
+  if (c->got == c->size) content_done(b, c, c->body);
+  return 0;
+}
+
+/* The broker closed channel ch. */
+static void channel_closed(struct kz_bus_amqp *b, amqp_channel_t ch,
+                           const amqp_channel_close_t *m) {
+  char why[300];
   snprintf(why, sizeof why, "%u %.*s", m->reply_code, (int)m->reply_text.len,
            (const char *)m->reply_text.bytes);
   amqp_channel_close_ok_t ok = {0};
-  if (amqp_send_method(b->conn, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok) !=
-      AMQP_STATUS_OK) {
-    snprintf(b->reason, sizeof b->reason, "channel.close-ok: send failed");
-    return -1;
+  put_or_lose(b, put_method(b, ch, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok, 8),
+              "channel.close-ok");
+  struct content *c = content_on(b, ch, false);
+  if (c) c->busy = false;
+  if (b->lost) return;
+  if (b->waiting && b->wait_ch == ch) {
+    struct op *o = op_pop(b);
+    b->waiting = false;
+    op_failed(b, o, why);
+    kz_free(o);
+    return;
   }
   if (ch == CH_PUB) {
-    io_error(b, "publish channel closed by the broker: %s", why);
-    io_fail_pending(b);
-    return io_reopen(b, CH_PUB);
+    /* Publishes sent since are lost with the channel; those that asked
+     * for a confirm learn that their fate is unknown (KZ_ECONNRESET;
+     * KZ_EIO is a nack).  Later ones wait for the reopened channel. */
+    b->confirm_mode = false;
+    b->pub_seq = 0;
+    if (reopen_channel(b, CH_PUB)) return;
+    report_error(b, "publish channel closed by the broker: %s", why);
+    confirmed(b, UINT64_MAX, true, KZ_ECONNRESET);
+    return;
   }
   if (ch == CH_CTL) {
-    io_error(b, "control channel closed by the broker: %s", why);
-    return io_reopen(b, CH_CTL);
+    if (reopen_channel(b, CH_CTL)) return;
+    report_error(b, "control channel closed by the broker: %s", why);
+    return;
   }
   struct consumer *k = consumer_by_ch(b, ch);
   if (k) {
-    io_error(b, "consumer on %s stopped by the broker: %s", k->queue, why);
+    char q[256];
+    snprintf(q, sizeof q, "%s", k->queue);
     consumer_remove(b, k);
+    report_error(b, "consumer on %s stopped by the broker: %s", q, why);
   }
-  return 0;
 }
 
-static int io_frame(struct kz_bus_amqp *b, amqp_frame_t *f) {
-  if (f->frame_type != AMQP_FRAME_METHOD) return 0; /* stray content */
+static int on_method(struct kz_bus_amqp *b, amqp_frame_t *f) {
+  amqp_channel_t ch = f->channel;
+  void *m = f->payload.method.decoded;
   switch (f->payload.method.id) {
   case AMQP_BASIC_DELIVER_METHOD:
-    return io_deliver(b, f);
+    return content_start(b, ch, m);
+  case AMQP_BASIC_RETURN_METHOD: /* not asked for; its content is skipped */
+    return content_start(b, ch, NULL);
   case AMQP_BASIC_ACK_METHOD: {
-    amqp_basic_ack_t *a = f->payload.method.decoded;
-    if (f->channel == CH_PUB) io_confirmed(b, a->delivery_tag, a->multiple, 0);
+    amqp_basic_ack_t *a = m;
+    if (ch == CH_PUB) confirmed(b, a->delivery_tag, a->multiple, 0);
     return 0;
   }
   case AMQP_BASIC_NACK_METHOD: {
-    amqp_basic_nack_t *a = f->payload.method.decoded;
-    if (f->channel == CH_PUB)
-      io_confirmed(b, a->delivery_tag, a->multiple, KZ_EIO);
-    return 0;
-  }
-  case AMQP_BASIC_RETURN_METHOD: {
-    /* Not asked for (no mandatory flag), but its content must be read. */
-    amqp_message_t msg;
-    amqp_rpc_reply_t r = amqp_read_message(b->conn, f->channel, &msg, 0);
-    if (r.reply_type != AMQP_RESPONSE_NORMAL) {
-      snprintf(b->reason, sizeof b->reason, "reading a returned message");
-      return -1;
-    }
-    amqp_destroy_message(&msg);
+    amqp_basic_nack_t *a = m;
+    if (ch == CH_PUB) confirmed(b, a->delivery_tag, a->multiple, KZ_EIO);
     return 0;
   }
   case AMQP_BASIC_CANCEL_METHOD: {
-    struct consumer *k = consumer_by_ch(b, f->channel);
+    struct consumer *k = consumer_by_ch(b, ch);
     if (k) {
-      io_error(b, "consumer on %s cancelled by the broker", k->queue);
+      char q[256];
+      snprintf(q, sizeof q, "%s", k->queue);
       consumer_remove(b, k);
+      report_error(b, "consumer on %s cancelled by the broker", q);
     }
     return 0;
   }
   case AMQP_CHANNEL_CLOSE_METHOD:
-    return io_channel_closed(b, f);
+    channel_closed(b, ch, m);
+    return 0;
   case AMQP_CONNECTION_CLOSE_METHOD: {
-    amqp_connection_close_t *m = f->payload.method.decoded;
-    snprintf(b->reason, sizeof b->reason,
-             "connection closed by the broker: %u %.*s", m->reply_code,
-             (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+    amqp_connection_close_t *c = m;
     amqp_connection_close_ok_t ok = {0};
-    amqp_send_method(b->conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
+    if (put_method(b, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok, 8) == 0)
+      flush(b);
+    conn_lost(b, "connection closed by the broker: %u %.*s", c->reply_code,
+              (int)c->reply_text.len, (const char *)c->reply_text.bytes);
     return -1;
   }
+  case AMQP_CONNECTION_BLOCKED_METHOD: {
+    amqp_connection_blocked_t *c = m;
+    log_line(b, KZ_LOG_WARN, "the broker blocks publishing: %.*s",
+          (int)c->reason.len, (const char *)c->reason.bytes);
+    return 0;
+  }
+  case AMQP_CONNECTION_UNBLOCKED_METHOD:
+    log_line(b, KZ_LOG_INFO, "the broker accepts publishes again");
+    return 0;
   default:
+    if (b->waiting && ch == b->wait_ch && f->payload.method.id == b->wait_id)
+      b->waiting = false; /* the head op goes on from ops_run */
     return 0;
   }
 }
 
-/* Handles the frames that can be had without blocking (bounded, so the
- * command queue gets its turn).  Returns 0, 1 (more may be waiting) or
- * -1 (connection lost). */
-static int io_pump(struct kz_bus_amqp *b, int *handled) {
-  b->need_pump = false;
-  for (int i = 0; i < FRAMES_PER_PUMP; i++) {
-    /* After the first frame, go on only with bytes already read: the
-     * next poll says whether the socket has more, which saves a recv
-     * and a poll per wake-up. */
-    if (i > 0 && !amqp_frames_enqueued(b->conn) && !amqp_data_in_buffer(b->conn))
-      return 0;
+static int on_frame(struct kz_bus_amqp *b, amqp_frame_t *f) {
+  switch (f->frame_type) {
+  case AMQP_FRAME_METHOD:
+    return on_method(b, f);
+  case AMQP_FRAME_HEADER:
+    return content_header(b, f);
+  case AMQP_FRAME_BODY:
+    return content_body(b, f);
+  default:
+    return 0; /* heartbeats: their arrival is what counts */
+  }
+}
+
+/* Parses received bytes and handles each whole frame.  Stops (returning
+ * -1) once the connection is lost or the backend destroyed by an
+ * upcall: nothing of either is touched after that. */
+static int feed(struct kz_bus_amqp *b, const uint8_t *p, size_t n) {
+  while (n > 0) {
     amqp_frame_t f;
-    struct timeval tv = {0, 0};
-    int st = amqp_simple_wait_frame_noblock(b->conn, &f, &tv);
-    if (st == AMQP_STATUS_TIMEOUT) {
-      amqp_maybe_release_buffers(b->conn);
-      return 0;
-    }
-    if (st != AMQP_STATUS_OK) {
-      snprintf(b->reason, sizeof b->reason, "%s", amqp_error_string2(st));
+    int used = amqp_handle_input(b->conn, (amqp_bytes_t){.len = n, .bytes = (void *)p},
+                                 &f);
+    if (used < 0) {
+      conn_lost(b, "bad input from the broker: %s", amqp_error_string2(used));
       return -1;
     }
-    if (io_frame(b, &f) < 0) return -1;
-    (*handled)++;
+    p += used;
+    n -= (size_t)used;
+    if (f.frame_type == 0) continue; /* partial frame: more to come */
+    int rc = on_frame(b, &f);
+    if (b->destroyed || b->lost || !b->conn) return -1;
+    /* The frame is handled and nothing of it is kept: its memory in
+     * librabbitmq's pool for the channel can be reused. */
+    amqp_maybe_release_buffers_on_channel(b->conn, f.channel);
+    if (rc < 0) return -1;
   }
-  amqp_maybe_release_buffers(b->conn);
-  return 1;
-}
-
-/* ------------------------------------------------------------------ */
-/* I/O thread: main loop                                                */
-
-static void drain_wake(struct kz_bus_amqp *b) {
-  uint64_t v;
-  while (read(b->wake_fd, &v, sizeof v) < 0 && errno == EINTR) {
-  }
-}
-
-/* Waits until a command arrives, the socket is readable (when fd >= 0)
- * or timeout_ms passes.  Returns true when librabbitmq should look at the
- * socket: it is readable (or broken), or the wait timed out (heartbeats
- * are sent and checked inside its frame reads). */
-static bool io_wait(struct kz_bus_amqp *b, int fd, int timeout_ms) {
-  struct pollfd p[2] = {{.fd = b->wake_fd, .events = POLLIN},
-                        {.fd = fd, .events = POLLIN}};
-  int r = poll(p, fd >= 0 ? 2 : 1, timeout_ms);
-  if (r > 0 && (p[0].revents & POLLIN)) drain_wake(b);
-  return r == 0 || (fd >= 0 && r > 0 && p[1].revents);
-}
-
-static void io_lost(struct kz_bus_amqp *b) {
-  char desc[300];
-  broker_desc(b, b->cur, desc, sizeof desc);
-  size_t rl = strlen(b->reason);
-  struct ev *e = ev_new(EV_DOWN, strlen(desc) + 2 + rl + 1);
-  io_teardown(b);
-  if (e) {
-    snprintf(e->data, strlen(desc) + 2 + rl + 1, "%s: %s", desc, b->reason);
-    e->text = e->data;
-    e->epoch = b->epoch;
-    io_post(b, e);
-  }
-  /* Failover: the next attempt goes to the next broker. */
-  b->cur = (b->cur + 1) % b->n;
-}
-
-static void io_close(struct kz_bus_amqp *b) {
-  if (!b->conn) return;
-  amqp_connection_close(b->conn, AMQP_REPLY_SUCCESS);
-  io_teardown(b);
-}
-
-static void *io_main(void *arg) {
-  struct kz_bus_amqp *b = arg;
-  uint64_t backoff = b->opts.backoff_min_ns;
-  size_t fails = 0;  /* failed attempts in this round */
-  size_t streak = 0; /* failed attempts since the last connection */
-  int hb = b->opts.heartbeat_s > 0 ? b->opts.heartbeat_s : 0;
-  /* Wake at least twice a heartbeat period so librabbitmq sends ours
-   * and notices a silent broker. */
-  int idle_ms = hb ? hb * 1000 / 2 : 1000;
-  if (idle_ms > 1000) idle_ms = 1000;
-  for (;;) {
-    bool stop;
-    struct cmd *cmds = take_cmds(b, &stop);
-    if (stop) {
-      free_cmds(cmds);
-      break;
-    }
-    if (!b->conn) {
-      free_cmds(cmds); /* issued for a connection that is gone */
-      if (io_connect(b, b->cur, streak < b->n ? KZ_LOG_WARN : KZ_LOG_DEBUG) ==
-          0) {
-        b->epoch++;
-        b->need_pump = true;
-        fails = 0;
-        streak = 0;
-        backoff = b->opts.backoff_min_ns;
-        struct ev *e = ev_new(EV_UP, 0);
-        if (e) {
-          e->epoch = b->epoch;
-          e->broker = (int)b->cur;
-          io_post(b, e);
-        }
-        continue;
-      }
-      b->cur = (b->cur + 1) % b->n;
-      streak++;
-      if (++fails >= b->n) {
-        /* A whole round failed: back off, waking early only to stop. */
-        fails = 0;
-        uint64_t until = mono_ns() + backoff;
-        for (;;) {
-          uint64_t now = mono_ns();
-          if (now >= until) break;
-          io_wait(b, -1, (int)((until - now + 999999u) / 1000000u));
-          free_cmds(take_cmds(b, &stop));
-          if (stop) break;
-        }
-        backoff = backoff * 2 > b->opts.backoff_max_ns ? b->opts.backoff_max_ns
-                                                        : backoff * 2;
-      }
-      continue;
-    }
-    int rc = 0, handled = 0;
-    bool had_cmds = cmds != NULL;
-    while (cmds) {
-      struct cmd *c = cmds;
-      cmds = c->next;
-      if (rc == 0 && c->epoch == b->epoch) rc = io_cmd(b, c);
-      kz_free(c);
-    }
-    if (rc == 0 && (b->need_pump || amqp_frames_enqueued(b->conn) ||
-                    amqp_data_in_buffer(b->conn)))
-      rc = io_pump(b, &handled);
-    if (rc < 0) {
-      io_lost(b);
-      continue;
-    }
-    if (rc > 0) continue;
-    if (amqp_frames_enqueued(b->conn) || amqp_data_in_buffer(b->conn))
-      continue;
-    if (b->opts.spin_ns) {
-      /* Adaptive spinning: right after activity the next command or
-       * frame usually follows within microseconds (a reply to what was
-       * just delivered); waking a thread blocked in poll costs more
-       * than that on a VM.  Spin a bounded while, yielding the CPU. */
-      uint64_t now = mono_ns();
-      if (had_cmds || handled) b->last_active = now;
-      if (now - b->last_active < b->opts.spin_ns) {
-        sched_yield();
-        continue;
-      }
-    }
-    pthread_mutex_lock(&b->mu);
-    bool pending = b->cmd_head != NULL || b->stop;
-    b->io_sleeping = !pending;
-    pthread_mutex_unlock(&b->mu);
-    /* Busy with commands: look at the socket on the next turn anyway,
-     * so deliveries are not starved by a stream of publishes. */
-    if (pending || io_wait(b, amqp_get_sockfd(b->conn), idle_ms))
-      b->need_pump = true;
-  }
-  io_close(b);
-  return NULL;
-}
-
-/* ------------------------------------------------------------------ */
-/* Loop thread: events                                                  */
-
-static void handle_ev(struct kz_bus_amqp *b, struct ev *e) {
-  struct kz_bus *bus = b->bus;
-  switch (e->kind) {
-  case EV_UP:
-    b->loop_epoch = e->epoch;
-    b->up = true;
-    kz_bus_backend_up(bus, e->broker);
-    break;
-  case EV_DOWN:
-    if (!b->up || e->epoch != b->loop_epoch) break;
-    b->up = false;
-    kz_log(kz_bus_env(bus), KZ_LOG_WARN, LOG_COMPONENT, "connection lost: %s",
-           e->text);
-    kz_bus_backend_down(bus, e->text);
-    break;
-  case EV_DELIVER: {
-    if (!b->up || e->epoch != b->loop_epoch) break;
-    struct kz_bus_delivery d = {
-        .queue = e->queue,
-        .exchange = e->exchange,
-        .routing_key = e->rk,
-        .body = e->body,
-        .len = e->len,
-        .tag = e->tag,
-        .redelivered = e->redelivered,
-    };
-    kz_bus_backend_deliver(bus, e->id, &d);
-    break;
-  }
-  case EV_CONFIRM:
-    if (!b->up || e->epoch != b->loop_epoch) break;
-    kz_bus_backend_confirm(bus, e->id, e->status);
-    break;
-  case EV_LOG:
-    kz_log(kz_bus_env(bus), e->status, LOG_COMPONENT, "%s", e->text);
-    break;
-  case EV_ERROR:
-    if (!b->up || e->epoch != b->loop_epoch) break;
-    kz_bus_backend_error(bus, e->text);
-    break;
-  }
-}
-
-static void on_idle(uv_idle_t *h) {
-  struct kz_bus_amqp *b = h->data;
-  if (uv_hrtime() - b->loop_active > b->opts.loop_spin_ns) uv_idle_stop(h);
-}
-
-/* With loop_spin_ns, keeps the loop polling (an active idle handle makes
- * libuv poll without blocking) for a while after a command or event, so
- * the answer that usually follows does not have to wake the thread. */
-static void loop_spin(struct kz_bus_amqp *b) {
-  if (!b->opts.loop_spin_ns || b->destroyed) return;
-  b->loop_active = uv_hrtime();
-  if (!uv_is_active((uv_handle_t *)&b->idle)) uv_idle_start(&b->idle, on_idle);
-}
-
-static void on_async(uv_async_t *h) {
-  struct kz_bus_amqp *b = h->data;
-  pthread_mutex_lock(&b->mu);
-  struct ev *list = b->ev_head;
-  b->ev_head = NULL;
-  b->ev_tail = &b->ev_head;
-  pthread_mutex_unlock(&b->mu);
-  while (list) {
-    struct ev *e = list;
-    list = e->next;
-    /* An upcall may free the bus (and so this backend): the rest of the
-     * list is then only released. */
-    if (!b->destroyed && b->bus) handle_ev(b, e);
-    kz_free(e);
-  }
-  loop_spin(b);
-}
-
-/* ------------------------------------------------------------------ */
-/* Loop thread: the ops table                                           */
-
-static int enqueue(struct kz_bus_amqp *b, struct cmd *c) {
-  c->epoch = b->loop_epoch;
-  c->next = NULL;
-  pthread_mutex_lock(&b->mu);
-  bool was_empty = b->cmd_head == NULL;
-  bool sleeping = b->io_sleeping;
-  *b->cmd_tail = c;
-  b->cmd_tail = &c->next;
-  pthread_mutex_unlock(&b->mu);
-  /* The I/O thread takes the whole queue at once and looks at it again
-   * before it blocks: only a push onto an empty queue while it sleeps
-   * needs the wake-up (a syscall, and an IPI on another CPU). */
-  if (was_empty && sleeping) wake_io(b);
-  loop_spin(b);
   return 0;
 }
 
-/* Builds a command with up to three strings and a body, all copied. */
-static struct cmd *cmd_new(enum cmd_kind kind, const char *s1, const char *s2,
-                           const char *s3, const char *ctype,
-                           const void *body, size_t len) {
-  size_t l1 = slen(s1), l2 = slen(s2), l3 = slen(s3), l4 = slen(ctype);
-  struct cmd *c = kz_malloc(sizeof *c + l1 + l2 + l3 + l4 + len);
-  if (!c) return NULL;
-  memset(c, 0, sizeof *c);
-  c->kind = kind;
-  char *p = c->data;
-  c->s1 = put_str(&p, s1, l1);
-  c->s2 = put_str(&p, s2, l2);
-  c->s3 = put_str(&p, s3, l3);
-  c->ctype = put_str(&p, ctype, l4);
-  if (len) memcpy(p, body, len);
-  c->body = (const uint8_t *)p;
-  c->len = len;
-  return c;
+static void read_input(struct kz_bus_amqp *b) {
+  for (int i = 0; i < READS_PER_WAKE; i++) {
+    ssize_t r = recv(b->fd, b->in, sizeof b->in, MSG_DONTWAIT);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+    if (r < 0) {
+      conn_lost(b, "recv: %s", strerror(errno));
+      return;
+    }
+    if (r == 0) {
+      conn_lost(b, "the broker closed the connection");
+      return;
+    }
+    b->last_recv = uv_now(b->loop);
+    if (feed(b, b->in, (size_t)r) < 0) return;
+    if ((size_t)r < sizeof b->in) return;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Connection life                                                      */
+
+static void maybe_free(struct kz_bus_amqp *b) {
+  if (!b->destroyed || b->live > 0) return;
+  kz_free(b->out);
+  kz_free(b->pend);
+  for (size_t i = 0; i < b->n; i++) kz_free(b->brokers[i].buf);
+  kz_free(b->brokers);
+  kz_free(b);
+}
+
+static void on_sock_closed(uv_handle_t *h) {
+  struct sock *s = h->data;
+  struct kz_bus_amqp *b = s->b;
+  kz_free(s);
+  b->live--;
+  maybe_free(b);
+}
+
+/* Drops the connection's resources (no upcall). */
+static void release_conn(struct kz_bus_amqp *b) {
+  if (b->sock) {
+    /* Closing the poll handle takes the fd out of epoll at once, so the
+     * fd can be closed (by amqp_destroy_connection) right after. */
+    uv_close((uv_handle_t *)&b->sock->poll, on_sock_closed);
+    b->sock = NULL;
+  }
+  if (b->conn) amqp_destroy_connection(b->conn);
+  b->conn = NULL;
+  b->fd = -1;
+  b->up = false;
+  b->want_write = false;
+  while (b->consumers) {
+    struct consumer *c = b->consumers;
+    b->consumers = c->next;
+    kz_free(c);
+  }
+  contents_free(b);
+  ops_free(b);
+  b->confirm_mode = false;
+  b->pub_seq = 0;
+  b->pend_head = b->pend_len = 0;
+  b->out_off = b->out_len = 0;
+  if (!b->destroyed) uv_timer_stop(&b->timer);
+}
+
+/* The connection ended (b->lost): tell the bus, fail over. */
+static void teardown(struct kz_bus_amqp *b) {
+  char desc[300], text[1000];
+  broker_desc(b, b->cur, desc, sizeof desc);
+  snprintf(text, sizeof text, "%s: %s", desc, b->reason);
+  bool was_up = b->up;
+  release_conn(b);
+  b->lost = false;
+  /* Failover: the next attempt goes to the next broker, at once. */
+  b->cur = (b->cur + 1) % b->n;
+  if (was_up && b->bus) {
+    log_line(b, KZ_LOG_WARN, "connection lost: %s", text);
+    kz_bus_backend_down(b->bus, text);
+  }
+  if (!b->destroyed) start_attempt(b);
+}
+
+static void on_tick(uv_timer_t *t);
+
+static void on_poll(uv_poll_t *h, int status, int events) {
+  struct sock *s = h->data;
+  struct kz_bus_amqp *b = s->b;
+  if (b->destroyed || s != b->sock || b->lost) return;
+  b->depth++;
+  if (status < 0) {
+    /* libuv reports POLLERR as UV_EBADF: a read says what happened (a
+     * reset, an end of stream), else the socket's pending error does. */
+    read_input(b);
+    int err = 0;
+    socklen_t el = sizeof err;
+    if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &el) != 0) err = errno;
+    conn_lost(b, "socket: %s", err ? strerror(err) : uv_strerror(status));
+  } else {
+    if (events & UV_WRITABLE) flush(b);
+    if (events & (UV_READABLE | UV_DISCONNECT)) read_input(b);
+  }
+  leave(b);
+}
+
+/* The outermost of this backend's callbacks settles what happened
+ * inside it: ops that can go on, output to write, a lost connection,
+ * a destroy. */
+static void leave(struct kz_bus_amqp *b) {
+  if (b->depth > 1) {
+    b->depth--;
+    return;
+  }
+  for (int guard = 0; guard < 64 && !b->destroyed; guard++) {
+    if (b->lost) {
+      teardown(b);
+      continue;
+    }
+    if (!b->conn) break;
+    ops_run(b);
+    if (b->destroyed || b->lost) continue;
+    flush(b);
+    if (!b->lost) break;
+  }
+  b->depth--;
+  if (b->destroyed) {
+    release_conn(b);
+    maybe_free(b);
+  }
+}
+
+static void on_prepare(uv_prepare_t *h) {
+  struct kz_bus_amqp *b = h->data;
+  uv_prepare_stop(h);
+  if (b->destroyed) return;
+  b->depth++;
+  leave(b);
+}
+
+/* While connected: heartbeats, and the bound on a broker RPC. */
+static void on_tick(uv_timer_t *t) {
+  struct kz_bus_amqp *b = t->data;
+  if (b->destroyed || !b->conn || b->lost) return;
+  b->depth++;
+  uint64_t now = uv_now(b->loop);
+  if (b->heartbeat_s > 0) {
+    uint64_t period = (uint64_t)b->heartbeat_s * 1000u;
+    /* A loop that was busy elsewhere has not read for a while: what
+     * waits in the socket counts before the broker is declared dead. */
+    if (now - b->last_recv > 2 * period) read_input(b);
+    if (b->lost || b->destroyed) {
+      /* settled below */
+    } else if (now - b->last_recv > 2 * period)
+      conn_lost(b, "missed heartbeats: nothing from the broker for %llu ms",
+                (unsigned long long)(now - b->last_recv));
+    else if (now - b->last_send >= period / 2 && b->out_len == b->out_off)
+      put_or_lose(b, put_heartbeat(b), "heartbeat");
+  }
+  /* The answer may be waiting in the socket (the loop was busy). */
+  if (b->waiting && now >= b->wait_deadline && !b->lost && !b->destroyed)
+    read_input(b);
+  if (b->waiting && now >= b->wait_deadline && !b->destroyed)
+    conn_lost(b, "the broker did not answer within %llu ms",
+              (unsigned long long)ns_to_ms(b->opts.rpc_timeout_ns));
+  leave(b);
+}
+
+/* The connection of an attempt that succeeded: from now on only the
+ * loop thread touches it. */
+static void conn_up(struct kz_bus_amqp *b, amqp_connection_state_t conn,
+                    size_t k) {
+  b->depth++;
+  b->conn = conn;
+  b->fd = amqp_get_sockfd(conn);
+  b->lost = false;
+  b->reason[0] = '\0';
+  int fl = fcntl(b->fd, F_GETFL);
+  if (fl < 0 || fcntl(b->fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+    conn_lost(b, "fcntl: %s", strerror(errno));
+    leave(b);
+    return;
+  }
+  struct sock *s = kz_calloc(1, sizeof *s);
+  if (!s || uv_poll_init(b->loop, &s->poll, b->fd) != 0) {
+    kz_free(s);
+    conn_lost(b, "cannot watch the socket");
+    leave(b);
+    return;
+  }
+  s->b = b;
+  s->poll.data = s;
+  b->sock = s;
+  b->live++;
+  uv_poll_start(&s->poll, UV_READABLE, on_poll);
+  b->want_write = false;
+  int fm = amqp_get_frame_max(conn);
+  b->frame_max = fm >= 4096 ? (size_t)fm : 4096;
+  b->heartbeat_s = amqp_get_heartbeat(conn);
+  b->channel_max = amqp_get_channel_max(conn);
+  if (b->channel_max <= 0 || b->channel_max > CH_MAX) b->channel_max = CH_MAX;
+  b->next_ch = CH_FIRST_CONSUMER;
+  b->confirm_mode = false;
+  b->pub_seq = 0;
+  b->pend_head = b->pend_len = 0;
+  b->waiting = false;
+  b->out_off = b->out_len = 0;
+  b->last_recv = b->last_send = uv_now(b->loop);
+  uint64_t tick = TICK_MS_MAX;
+  if (b->heartbeat_s > 0 && (uint64_t)b->heartbeat_s * 1000u / 4 < tick)
+    tick = (uint64_t)b->heartbeat_s * 1000u / 4;
+  if (tick < 10) tick = 10;
+  uv_timer_start(&b->timer, on_tick, tick, tick);
+  /* Whatever librabbitmq read past the login is handled first. */
+  while (!b->lost && (amqp_frames_enqueued(conn) || amqp_data_in_buffer(conn))) {
+    amqp_frame_t f;
+    struct timeval zero = {0, 0};
+    int st = amqp_simple_wait_frame_noblock(conn, &f, &zero);
+    if (st == AMQP_STATUS_TIMEOUT) break;
+    if (st != AMQP_STATUS_OK) {
+      conn_lost(b, "%s", amqp_error_string2(st));
+      break;
+    }
+    on_frame(b, &f);
+  }
+  if (!b->lost) {
+    b->up = true;
+    b->fails = b->streak = 0;
+    b->backoff = b->opts.backoff_min_ns;
+    kz_bus_backend_up(b->bus, (int)k);
+  }
+  leave(b);
+}
+
+/* On the thread pool: TCP connect, handshake, login, channels 1 and 2.
+ * Blocking, bounded by connect_timeout_ns and rpc_timeout_ns. */
+static void attempt_work(uv_work_t *req) {
+  struct attempt *a = req->data;
+  struct kz_bus_amqp *b = a->b;
+  struct amqp_connection_info *ci = &b->brokers[a->broker].info;
+  char desc[300];
+  broker_desc(b, a->broker, desc, sizeof desc);
+  amqp_connection_state_t conn = amqp_new_connection();
+  if (!conn) {
+    snprintf(a->why, sizeof a->why, "%s: out of memory", desc);
+    return;
+  }
+  amqp_socket_t *sock = amqp_tcp_socket_new(conn);
+  if (!sock) {
+    amqp_destroy_connection(conn);
+    snprintf(a->why, sizeof a->why, "%s: out of memory", desc);
+    return;
+  }
+  struct timeval ctv = ns_to_tv(b->opts.connect_timeout_ns);
+  struct timeval rtv = ns_to_tv(b->opts.rpc_timeout_ns);
+  int st = amqp_socket_open_noblock(sock, ci->host, ci->port, &ctv);
+  if (st != AMQP_STATUS_OK) {
+    snprintf(a->why, sizeof a->why, "%s: connect: %s", desc,
+             amqp_error_string2(st));
+    amqp_destroy_connection(conn);
+    return;
+  }
+  amqp_set_handshake_timeout(conn, &ctv);
+  amqp_set_rpc_timeout(conn, &rtv);
+  int one = 1;
+  setsockopt(amqp_get_sockfd(conn), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  const char *vhost = ci->vhost && *ci->vhost ? ci->vhost : "/";
+  int hb = b->opts.heartbeat_s < 0 ? 0 : b->opts.heartbeat_s;
+  amqp_rpc_reply_t r = amqp_login(conn, vhost, 0, FRAME_MAX, hb,
+                                  AMQP_SASL_METHOD_PLAIN, ci->user,
+                                  ci->password);
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_channel_open(conn, CH_CTL);
+    r = amqp_get_rpc_reply(conn);
+  }
+  if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+    amqp_channel_open(conn, CH_PUB);
+    r = amqp_get_rpc_reply(conn);
+  }
+  if (r.reply_type != AMQP_RESPONSE_NORMAL) {
+    char why[300];
+    switch (r.reply_type) {
+    case AMQP_RESPONSE_LIBRARY_EXCEPTION:
+      snprintf(why, sizeof why, "%s", amqp_error_string2(r.library_error));
+      break;
+    case AMQP_RESPONSE_SERVER_EXCEPTION:
+      if (r.reply.id == AMQP_CONNECTION_CLOSE_METHOD) {
+        amqp_connection_close_t *m = r.reply.decoded;
+        snprintf(why, sizeof why, "%u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+      } else {
+        snprintf(why, sizeof why, "unexpected method 0x%08x", r.reply.id);
+      }
+      break;
+    default:
+      snprintf(why, sizeof why, "no reply");
+      break;
+    }
+    snprintf(a->why, sizeof a->why, "%s: login: %s", desc, why);
+    amqp_destroy_connection(conn);
+    return;
+  }
+  a->conn = conn;
+}
+
+static void on_backoff(uv_timer_t *t) {
+  struct kz_bus_amqp *b = t->data;
+  if (!b->destroyed && !b->conn && !b->attempt) start_attempt(b);
+}
+
+/* Back on the loop thread. */
+static void attempt_done(uv_work_t *req, int status) {
+  (void)status; /* UV_ECANCELED leaves a->conn NULL */
+  struct attempt *a = req->data;
+  struct kz_bus_amqp *b = a->b;
+  b->attempt = NULL;
+  b->live--;
+  if (b->destroyed) {
+    if (a->conn) amqp_destroy_connection(a->conn);
+    kz_free(a);
+    maybe_free(b);
+    return;
+  }
+  if (a->conn) {
+    size_t k = a->broker;
+    amqp_connection_state_t conn = a->conn;
+    kz_free(a);
+    conn_up(b, conn, k);
+    return;
+  }
+  if (a->why[0]) log_line(b, a->level, "%s", a->why);
+  kz_free(a);
+  b->cur = (b->cur + 1) % b->n;
+  b->streak++;
+  if (++b->fails >= b->n) {
+    /* A whole round failed: back off before the next. */
+    b->fails = 0;
+    uv_timer_start(&b->timer, on_backoff, ns_to_ms(b->backoff), 0);
+    b->backoff = b->backoff * 2 > b->opts.backoff_max_ns
+                     ? b->opts.backoff_max_ns
+                     : b->backoff * 2;
+    return;
+  }
+  start_attempt(b);
+}
+
+static void start_attempt(struct kz_bus_amqp *b) {
+  if (b->destroyed || b->conn || b->attempt) return;
+  struct attempt *a = kz_calloc(1, sizeof *a);
+  if (a) {
+    a->b = b;
+    a->broker = b->cur;
+    /* WARN for the first round after a loss, DEBUG while it goes on. */
+    a->level = b->streak < b->n ? KZ_LOG_WARN : KZ_LOG_DEBUG;
+    a->req.data = a;
+    if (uv_queue_work(b->loop, &a->req, attempt_work, attempt_done) == 0) {
+      b->attempt = a;
+      b->live++;
+      return;
+    }
+    kz_free(a);
+  }
+  log_line(b, KZ_LOG_ERROR, "cannot start a connection attempt; retrying");
+  uv_timer_start(&b->timer, on_backoff, ns_to_ms(b->opts.backoff_max_ns), 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* The ops table (the loop thread, from the role's code)                */
+
+/* An op that has to wait its turn, or any op while the queue is busy. */
+static int enqueue(struct kz_bus_amqp *b, struct op *o) {
+  if (!o) return KZ_ENOMEM;
+  op_append(b, o);
+  return 0;
 }
 
 static void op_attach(void *be, struct kz_bus *bus) {
   struct kz_bus_amqp *b = be;
   b->bus = bus;
-  if (b->thread_started) return;
-  if (pthread_create(&b->thread, NULL, io_main, b) == 0)
-    b->thread_started = true;
-  else
-    kz_log(kz_bus_env(bus), KZ_LOG_ERROR, LOG_COMPONENT,
-           "cannot start the I/O thread");
+  start_attempt(b);
 }
 
 static int op_declare_exchange(void *be, const char *name,
                                enum kz_bus_exchange_type type) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_EXCHANGE, name, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  c->ex_type = type;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  struct op *o = op_new(OP_EXCHANGE, name, NULL, NULL, NULL, NULL, 0);
+  if (o) o->ex_type = type;
+  return enqueue(b, o);
 }
 
 static int op_declare_queue(void *be, const char *name,
                             const struct kz_bus_queue_opts *opts) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_QUEUE, name, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  if (opts) c->qopts = *opts;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  struct op *o = op_new(OP_QUEUE, name, NULL, NULL, NULL, NULL, 0);
+  if (o && opts) o->qopts = *opts;
+  return enqueue(b, o);
 }
 
 static int op_delete_queue(void *be, const char *name) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_DELETE_QUEUE, name, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  return enqueue(b, op_new(OP_DELETE_QUEUE, name, NULL, NULL, NULL, NULL, 0));
 }
 
 static int op_bind(void *be, const char *queue, const char *exchange,
                    const char *routing_key) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c =
-      cmd_new(CMD_BIND, queue, exchange, routing_key ? routing_key : "", NULL,
-              NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  return enqueue(b, op_new(OP_BIND, queue, exchange,
+                           routing_key ? routing_key : "", NULL, NULL, 0));
 }
 
 static int op_unbind(void *be, const char *queue, const char *exchange,
                      const char *routing_key) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c =
-      cmd_new(CMD_UNBIND, queue, exchange, routing_key ? routing_key : "",
-              NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  return enqueue(b, op_new(OP_UNBIND, queue, exchange,
+                           routing_key ? routing_key : "", NULL, NULL, 0));
 }
 
 static int op_consume(void *be, uint64_t consumer_id, const char *queue,
                       bool no_ack) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_CONSUME, queue, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  c->id = consumer_id;
-  c->no_ack = no_ack;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  struct op *o = op_new(OP_CONSUME, queue, NULL, NULL, NULL, NULL, 0);
+  if (o) {
+    o->id = consumer_id;
+    o->no_ack = no_ack;
+  }
+  return enqueue(b, o);
 }
 
 static int op_cancel(void *be, uint64_t consumer_id) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_CANCEL, NULL, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  c->id = consumer_id;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  struct op *o = op_new(OP_CANCEL, NULL, NULL, NULL, NULL, NULL, 0);
+  if (o) o->id = consumer_id;
+  return enqueue(b, o);
 }
 
 static int op_publish(void *be, uint64_t publish_id, const char *exchange,
                       const char *routing_key, const void *body, size_t len,
                       const struct kz_bus_publish_opts *opts) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c =
-      cmd_new(CMD_PUBLISH, exchange ? exchange : "",
-              routing_key ? routing_key : "", NULL,
-              opts ? opts->content_type : NULL, body, len);
-  if (!c) return KZ_ENOMEM;
-  c->id = publish_id;
-  c->confirm = opts && opts->confirm;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  if (b->out_len - b->out_off > OUT_MAX) return KZ_ENOMEM;
+  exchange = exchange ? exchange : "";
+  routing_key = routing_key ? routing_key : "";
+  bool confirm = opts && opts->confirm;
+  const char *ctype = opts ? opts->content_type : NULL;
+  /* The fast path: nothing queued ahead and no confirm.select needed,
+   * so the frames go straight to the output buffer (no op, no upcall). */
+  if (!b->ops && (!confirm || b->confirm_mode)) {
+    if (confirm && pend_reserve(b)) return KZ_ENOMEM;
+    int rc = put_publish(b, exchange, routing_key, ctype, body, len);
+    if (rc) return rc;
+    if (b->confirm_mode) {
+      uint64_t seq = ++b->pub_seq;
+      if (confirm) pend_push(b, seq, publish_id);
+    }
+    out_added(b);
+    return 0;
+  }
+  struct op *o =
+      op_new(OP_PUBLISH, exchange, routing_key, NULL, ctype, body, len);
+  if (o) {
+    o->id = publish_id;
+    o->confirm = confirm;
+  }
+  return enqueue(b, o);
 }
 
 static int op_ack(void *be, uint64_t tag) {
   struct kz_bus_amqp *b = be;
-  if (!b->up) return KZ_ENOTCONN;
-  struct cmd *c = cmd_new(CMD_ACK, NULL, NULL, NULL, NULL, NULL, 0);
-  if (!c) return KZ_ENOMEM;
-  c->id = tag;
-  return enqueue(b, c);
+  if (!b->up || b->lost) return KZ_ENOTCONN;
+  if (!b->ops) {
+    send_ack(b, tag);
+    out_added(b);
+    return 0;
+  }
+  struct op *o = op_new(OP_ACK, NULL, NULL, NULL, NULL, NULL, 0);
+  if (o) o->id = tag;
+  return enqueue(b, o);
 }
 
-static void on_closed(uv_handle_t *h) {
+static void on_handle_closed(uv_handle_t *h) {
   struct kz_bus_amqp *b = h->data;
-  if (--b->open_handles > 0) return;
-  for (size_t i = 0; i < b->n; i++) kz_free(b->brokers[i].buf);
-  kz_free(b->brokers);
-  kz_free(b->pend);
-  pthread_mutex_destroy(&b->mu);
-  kz_free(b);
+  b->live--;
+  maybe_free(b);
 }
 
 static void op_destroy(void *be) {
@@ -1195,27 +1638,19 @@ static void op_destroy(void *be) {
   if (!b || b->destroyed) return;
   b->destroyed = true;
   b->bus = NULL;
-  if (b->thread_started) {
-    pthread_mutex_lock(&b->mu);
-    b->stop = true;
-    pthread_mutex_unlock(&b->mu);
-    wake_io(b);
-    pthread_join(b->thread, NULL);
+  if (b->conn && !b->lost) {
+    /* Polite but not waiting: connection.close goes out as far as the
+     * socket takes it now; the broker ends the connection either way. */
+    amqp_connection_close_t m = {.reply_code = AMQP_REPLY_SUCCESS,
+                                 .reply_text = amqp_cstring_bytes("bye")};
+    if (put_method(b, 0, AMQP_CONNECTION_CLOSE_METHOD, &m, 32) == 0) flush(b);
   }
-  /* The thread is gone: both queues are ours now. */
-  free_cmds(b->cmd_head);
-  b->cmd_head = NULL;
-  b->cmd_tail = &b->cmd_head;
-  while (b->ev_head) {
-    struct ev *e = b->ev_head;
-    b->ev_head = e->next;
-    kz_free(e);
-  }
-  b->ev_tail = &b->ev_head;
-  close(b->wake_fd);
-  b->wake_fd = -1;
-  uv_close((uv_handle_t *)&b->async, on_closed);
-  uv_close((uv_handle_t *)&b->idle, on_closed);
+  if (b->attempt) uv_cancel((uv_req_t *)&b->attempt->req);
+  uv_close((uv_handle_t *)&b->timer, on_handle_closed);
+  uv_close((uv_handle_t *)&b->prepare, on_handle_closed);
+  /* Inside one of this backend's callbacks (the bus freed from an
+   * upcall) the connection goes when that callback returns. */
+  if (b->depth == 0) release_conn(b);
 }
 
 static const struct kz_bus_backend_ops amqp_ops = {
@@ -1242,9 +1677,8 @@ int kz_bus_amqp_new(struct kz_bus_backend *out, uv_loop_t *loop,
   int rc = KZ_ENOMEM;
   struct kz_bus_amqp *b = kz_calloc(1, sizeof *b);
   if (!b) return KZ_ENOMEM;
-  b->wake_fd = -1;
-  b->cmd_tail = &b->cmd_head;
-  b->ev_tail = &b->ev_head;
+  b->fd = -1;
+  b->ops_tail = &b->ops;
   b->loop = loop;
   if (opts) b->opts = *opts;
   if (!b->opts.prefetch) b->opts.prefetch = 500;
@@ -1255,6 +1689,7 @@ int kz_bus_amqp_new(struct kz_bus_backend *out, uv_loop_t *loop,
   if (!b->opts.backoff_max_ns) b->opts.backoff_max_ns = 5000000000u;
   if (b->opts.backoff_max_ns < b->opts.backoff_min_ns)
     b->opts.backoff_max_ns = b->opts.backoff_min_ns;
+  b->backoff = b->opts.backoff_min_ns;
   b->brokers = kz_calloc(n, sizeof *b->brokers);
   if (!b->brokers) goto out;
   b->n = n;
@@ -1273,29 +1708,15 @@ int kz_bus_amqp_new(struct kz_bus_backend *out, uv_loop_t *loop,
       goto out;
     }
   }
-  b->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (b->wake_fd < 0) {
-    rc = KZ_EIO;
-    goto out;
-  }
-  if (pthread_mutex_init(&b->mu, NULL) != 0) {
-    rc = KZ_ENOMEM;
-    goto out;
-  }
-  if (uv_async_init(loop, &b->async, on_async) != 0) {
-    pthread_mutex_destroy(&b->mu);
-    rc = KZ_EIO;
-    goto out;
-  }
-  b->async.data = b;
-  uv_idle_init(loop, &b->idle);
-  b->idle.data = b;
-  b->open_handles = 2;
+  uv_timer_init(loop, &b->timer);
+  b->timer.data = b;
+  uv_prepare_init(loop, &b->prepare);
+  b->prepare.data = b;
+  b->live = 2;
   out->ops = &amqp_ops;
   out->be = b;
   return 0;
 out:
-  if (b->wake_fd >= 0) close(b->wake_fd);
   if (b->brokers)
     for (size_t i = 0; i < b->n; i++) kz_free(b->brokers[i].buf);
   kz_free(b->brokers);

@@ -1,7 +1,12 @@
-/* test_amqp.c — Check suite for the AMQP backend against real RabbitMQ: deliveries, acks and redelivery, publisher confirms, broker errors, unreachable brokers. */
+/* test_amqp.c — Check suite for the AMQP backend against real RabbitMQ: deliveries, acks and redelivery, publisher confirms, broker errors, unreachable and frozen brokers, large messages and bursts, a loop that never stalls. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <uv.h>
 
@@ -31,6 +36,9 @@ struct seen {
   int errors;
   char last_reason[512];
   bool up;
+  int broker;   /* of the last UP */
+  int ups, downs;
+  uint64_t t_down; /* uv_hrtime of the last DOWN */
 };
 
 static void on_msg(void *arg, struct kz_bus *bus, const struct kz_bus_delivery *d) {
@@ -56,8 +64,16 @@ static void on_state(void *arg, struct kz_bus *bus, enum kz_bus_state st,
                      int broker, const char *reason) {
   struct seen *s = arg;
   (void)bus;
-  (void)broker;
+  bool was_up = s->up;
   s->up = st == KZ_BUS_UP;
+  if (s->up && !was_up) {
+    s->ups++;
+    s->broker = broker;
+  }
+  if (!s->up && was_up) {
+    s->downs++;
+    s->t_down = uv_hrtime();
+  }
   if (reason) {
     s->errors++;
     snprintf(s->last_reason, sizeof s->last_reason, "%s", reason);
@@ -327,6 +343,421 @@ START_TEST(test_bad_args) {
 }
 END_TEST
 
+
+/* ------------------------------------------------------------------ */
+/* Clients on a loop of the test's own, with options of its own         */
+
+#define OWN_MAX 4
+
+struct own {
+  uv_loop_t loop;
+  uv_timer_t tick;
+  struct kz_uv_env *env[OWN_MAX];
+  struct kz_bus *bus[OWN_MAX];
+  int n;
+};
+
+static void own_init(struct own *o) {
+  memset(o, 0, sizeof *o);
+  ck_assert_int_eq(uv_loop_init(&o->loop), 0);
+  uv_timer_init(&o->loop, &o->tick);
+}
+
+static struct kz_bus *own_client(struct own *o, const char *const *uris,
+                                 size_t n, const struct kz_bus_amqp_opts *ao,
+                                 struct seen *s) {
+  ck_assert_int_lt(o->n, OWN_MAX);
+  int i = o->n++;
+  char name[16];
+  snprintf(name, sizeof name, "own%d", i);
+  ck_assert_int_eq(kz_uv_env_new(&o->env[i], &o->loop, name,
+                                 uv_hrtime() ^ (uint64_t)getpid() << 32 ^ (uint64_t)i, NULL),
+                   0);
+  struct kz_bus_backend be;
+  ck_assert_int_eq(kz_bus_amqp_new(&be, &o->loop, uris, n, ao), 0);
+  struct kz_bus_cfg cfg = {.node = "kz_test@localhost",
+                           .app_name = "test_amqp",
+                           .app_version = "1.0",
+                           .on_state = on_state,
+                           .state_arg = s};
+  ck_assert_int_eq(kz_bus_new(&o->bus[i], kz_uv_env_get(o->env[i]), &be, &cfg), 0);
+  return o->bus[i];
+}
+
+static void own_nop(uv_timer_t *t) { (void)t; }
+
+/* Runs the loop until pred(arg) or timeout_ns; 0 or KZ_ETIMEDOUT (with
+ * pred NULL: runs the whole time, 0). */
+static int own_run_until(struct own *o, bool (*pred)(void *), void *arg,
+                         uint64_t timeout_ns) {
+  uint64_t end = uv_hrtime() + timeout_ns;
+  for (;;) {
+    if (pred && pred(arg)) return 0;
+    if (uv_hrtime() >= end) return pred ? KZ_ETIMEDOUT : 0;
+    uv_update_time(&o->loop);
+    uv_timer_start(&o->tick, own_nop, 10, 0);
+    uv_run(&o->loop, UV_RUN_ONCE);
+  }
+}
+
+static void own_fini(struct own *o) {
+  for (int i = 0; i < o->n; i++) {
+    kz_bus_free(o->bus[i]);
+    kz_uv_env_free(o->env[i]);
+  }
+  uv_close((uv_handle_t *)&o->tick, NULL);
+  uv_run(&o->loop, UV_RUN_DEFAULT);
+  ck_assert_int_eq(uv_loop_close(&o->loop), 0);
+}
+
+static void node_uri(int k, char *out, size_t outlen) {
+  struct kz_amqp_test_node n[KZ_AMQP_TEST_MAX_NODES];
+  int got = kz_amqp_test_nodes(n, KZ_AMQP_TEST_MAX_NODES);
+  ck_assert_int_gt(got, k);
+  ck_assert_int_eq(kz_amqp_test_node_ensure(&n[k]), 0);
+  kz_amqp_test_uri(&n[k], out, outlen);
+}
+
+/* ------------------------------------------------------------------ */
+/* Large messages and bursts                                            */
+
+/* Message i: its index in 4 bytes, then bytes that depend on i and the
+ * offset, so a lost, reordered or mangled frame shows. */
+static uint8_t pat(uint32_t i, size_t j) { return (uint8_t)(i * 31u + j * 7u + (j >> 9)); }
+
+struct big_seen {
+  int n;          /* pattern messages seen */
+  int probes;
+  int bad;        /* out of order or mangled */
+  uint32_t next;  /* index expected next */
+  size_t bytes;
+};
+
+static void on_big(void *arg, struct kz_bus *bus, const struct kz_bus_delivery *d) {
+  struct big_seen *s = arg;
+  (void)bus;
+  if (d->len == 5 && !memcmp(d->body, "probe", 5)) {
+    s->probes++;
+    return;
+  }
+  uint32_t i = 0;
+  if (d->len >= 4) memcpy(&i, d->body, 4);
+  if (d->len < 4 || i != s->next) s->bad++;
+  for (size_t j = 4; j < d->len; j++)
+    if (d->body[j] != pat(i, j)) {
+      s->bad++;
+      break;
+    }
+  s->next = i + 1;
+  s->n++;
+  s->bytes += d->len;
+}
+
+static bool pred_big(void *arg) {
+  struct big_seen *s = arg;
+  return s->n >= 301;
+}
+static bool pred_probe(void *arg) { return ((struct big_seen *)arg)->probes > 0; }
+static bool pred_both_up(void *arg) {
+  struct kz_bus **b = arg;
+  return kz_bus_state(b[0]) == KZ_BUS_UP && kz_bus_state(b[1]) == KZ_BUS_UP;
+}
+
+/* A 1 MiB message (eight body frames of the 128 KiB frame size, both
+ * ways) and then 300 messages of 40 KiB published without running the
+ * loop: 13 MB, far more than a socket buffer holds, so the writes meet
+ * a full socket and go on when it drains, never blocking.  Every byte
+ * arrives, in order. */
+START_TEST(test_large_messages_and_burst) {
+  char uri[96];
+  node_uri(0, uri, sizeof uri);
+  const char *uris[] = {uri};
+  struct own o;
+  own_init(&o);
+  struct seen sp = {0}, sc = {0};
+  struct kz_bus *pub = own_client(&o, uris, 1, NULL, &sp);
+  struct kz_bus *con = own_client(&o, uris, 1, NULL, &sc);
+  struct kz_bus *both[] = {pub, con};
+  ck_assert_int_eq(own_run_until(&o, pred_both_up, both, 10000 * MS), 0);
+  char q[64];
+  snprintf(q, sizeof q, "kzt.big.%d.%llu", (int)getpid(),
+           (unsigned long long)(uv_hrtime() & 0xffffffffu));
+  struct kz_bus_queue_opts qo = {.auto_delete = true};
+  struct big_seen bs = {0};
+  ck_assert_int_eq(kz_bus_declare_queue(con, q, &qo), 0);
+  ck_assert_int_eq(kz_bus_consume(con, q, true, on_big, &bs, NULL), 0);
+  /* The queue exists once con's own probe comes back (one connection
+   * applies its operations in order). */
+  ck_assert_int_eq(kz_bus_publish(con, "", q, "probe", 5, NULL, NULL), 0);
+  ck_assert_int_eq(own_run_until(&o, pred_probe, &bs, 5000 * MS), 0);
+  size_t big = 1u << 20, small = 40 * 1024;
+  uint8_t *buf = malloc(big);
+  ck_assert_ptr_nonnull(buf);
+  for (uint32_t i = 0; i <= 300; i++) {
+    size_t len = i == 0 ? big : small;
+    memcpy(buf, &i, 4);
+    for (size_t j = 4; j < len; j++) buf[j] = pat(i, j);
+    ck_assert_int_eq(kz_bus_publish(pub, "", q, buf, len, NULL, NULL), 0);
+  }
+  free(buf);
+  ck_assert_int_eq(own_run_until(&o, pred_big, &bs, 30000 * MS), 0);
+  ck_assert_int_eq(bs.bad, 0);
+  ck_assert_int_eq(bs.n, 301);
+  ck_assert_uint_eq(bs.bytes, big + 300 * small);
+  ck_assert_int_eq(sp.errors + sc.errors, 0);
+  ck_assert_int_eq(sp.downs + sc.downs, 0);
+  own_fini(&o);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The loop never waits for a connection attempt                        */
+
+struct gaps {
+  uint64_t last, max;
+  int ticks;
+};
+
+static void on_gap_tick(uv_timer_t *t) {
+  struct gaps *g = t->data;
+  uint64_t now = uv_hrtime();
+  if (g->last && now - g->last > g->max) g->max = now - g->last;
+  g->last = now;
+  g->ticks++;
+}
+
+/* A "broker" that completes TCP handshakes (the kernel does, from the
+ * listen backlog) but never says a word: each login waits out the
+ * connect timeout.  That wait happens on the thread pool; a 5 ms timer
+ * on the loop keeps firing on time all along. */
+START_TEST(test_connect_never_stalls_loop) {
+  int lfd = socket(AF_INET, SOCK_STREAM, 0);
+  ck_assert_int_ge(lfd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(lfd, 16), 0);
+  socklen_t sl = sizeof sa;
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+  char uri[96];
+  snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d", ntohs(sa.sin_port));
+  const char *uris[] = {uri};
+  struct own o;
+  own_init(&o);
+  struct kz_bus_amqp_opts ao = {.connect_timeout_ns = 600 * MS,
+                                .backoff_min_ns = 20 * MS,
+                                .backoff_max_ns = 50 * MS};
+  struct seen s = {0};
+  struct kz_bus *bus = own_client(&o, uris, 1, &ao, &s);
+  struct gaps g = {0};
+  uv_timer_t t;
+  uv_timer_init(&o.loop, &t);
+  t.data = &g;
+  uv_timer_start(&t, on_gap_tick, 5, 5);
+  ck_assert_int_eq(own_run_until(&o, NULL, NULL, 1500 * MS), 0);
+  uv_close((uv_handle_t *)&t, NULL);
+  ck_assert_int_eq(kz_bus_state(bus), KZ_BUS_DOWN);
+  ck_assert_int_eq(s.ups, 0);
+  ck_assert_int_gt(g.ticks, 50);
+  /* A blocking login would leave a 600 ms hole. */
+  ck_assert_msg(g.max < 300 * MS, "the loop stalled for %llu ms",
+                (unsigned long long)(g.max / MS));
+  uint64_t t0 = uv_hrtime();
+  own_fini(&o); /* waits for the attempt still on the thread pool */
+  ck_assert_uint_lt(uv_hrtime() - t0, 3000 * MS);
+  close(lfd);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A frozen broker: a TCP relay in front of node 0 that stops relaying   */
+
+struct relay;
+
+struct link {
+  struct relay *r;
+  uv_tcp_t down, up;
+  uv_connect_t creq;
+  int open; /* handles not yet closed */
+  bool up_ok, closing;
+};
+
+struct relay {
+  uv_tcp_t srv;
+  int port, target;
+  bool frozen;
+  struct link *links[16];
+  int n;
+};
+
+struct wreq {
+  uv_write_t req;
+  char *data;
+};
+
+static void relay_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  (void)h;
+  (void)hint;
+  buf->base = malloc(65536);
+  buf->len = buf->base ? 65536 : 0;
+}
+
+static void link_closed(uv_handle_t *h) {
+  struct link *l = h->data;
+  if (--l->open == 0) {
+    for (int i = 0; i < l->r->n; i++)
+      if (l->r->links[i] == l) l->r->links[i] = NULL;
+    free(l);
+  }
+}
+
+static void link_close(struct link *l) {
+  if (l->closing) return;
+  l->closing = true;
+  uv_close((uv_handle_t *)&l->down, link_closed);
+  uv_close((uv_handle_t *)&l->up, link_closed);
+}
+
+static void relay_written(uv_write_t *req, int status) {
+  (void)status;
+  struct wreq *w = (struct wreq *)req;
+  free(w->data);
+  free(w);
+}
+
+static void relay_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  struct link *l = st->data;
+  if (nread > 0 && !l->closing) {
+    uv_stream_t *to = st == (uv_stream_t *)&l->down ? (uv_stream_t *)&l->up
+                                                     : (uv_stream_t *)&l->down;
+    struct wreq *w = malloc(sizeof *w);
+    if (w) {
+      w->data = buf->base;
+      uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+      if (uv_write(&w->req, to, &b, 1, relay_written) == 0) return;
+      free(w);
+    }
+  }
+  free(buf->base);
+  if (nread < 0) link_close(l);
+}
+
+static void relay_up_connected(uv_connect_t *req, int status) {
+  struct link *l = req->data;
+  if (status < 0 || l->closing) {
+    link_close(l);
+    return;
+  }
+  l->up_ok = true;
+  if (l->r->frozen) return;
+  uv_read_start((uv_stream_t *)&l->down, relay_alloc, relay_read);
+  uv_read_start((uv_stream_t *)&l->up, relay_alloc, relay_read);
+}
+
+static void relay_accept(uv_stream_t *srv, int status) {
+  struct relay *r = srv->data;
+  if (status < 0 || r->n >= 16) return;
+  struct link *l = calloc(1, sizeof *l);
+  ck_assert_ptr_nonnull(l);
+  l->r = r;
+  uv_tcp_init(srv->loop, &l->down);
+  uv_tcp_init(srv->loop, &l->up);
+  l->down.data = l->up.data = l->creq.data = l;
+  l->open = 2;
+  r->links[r->n++] = l;
+  if (uv_accept(srv, (uv_stream_t *)&l->down) != 0) {
+    link_close(l);
+    return;
+  }
+  struct sockaddr_in to;
+  uv_ip4_addr("127.0.0.1", r->target, &to);
+  if (uv_tcp_connect(&l->creq, &l->up, (struct sockaddr *)&to, relay_up_connected))
+    link_close(l);
+}
+
+static void relay_start(struct relay *r, uv_loop_t *loop, int target) {
+  memset(r, 0, sizeof *r);
+  r->target = target;
+  uv_tcp_init(loop, &r->srv);
+  r->srv.data = r;
+  struct sockaddr_in a;
+  uv_ip4_addr("127.0.0.1", 0, &a);
+  ck_assert_int_eq(uv_tcp_bind(&r->srv, (struct sockaddr *)&a, 0), 0);
+  ck_assert_int_eq(uv_listen((uv_stream_t *)&r->srv, 16, relay_accept), 0);
+  int len = sizeof a;
+  ck_assert_int_eq(uv_tcp_getsockname(&r->srv, (struct sockaddr *)&a, &len), 0);
+  r->port = ntohs(a.sin_port);
+}
+
+/* Stops relaying both ways; the connections stay open (a hung broker,
+ * or a network that drops everything). */
+static void relay_freeze(struct relay *r) {
+  r->frozen = true;
+  for (int i = 0; i < r->n; i++) {
+    struct link *l = r->links[i];
+    if (!l || l->closing || !l->up_ok) continue;
+    uv_read_stop((uv_stream_t *)&l->down);
+    uv_read_stop((uv_stream_t *)&l->up);
+  }
+}
+
+static void relay_stop(struct relay *r) {
+  for (int i = 0; i < r->n; i++)
+    if (r->links[i]) link_close(r->links[i]);
+  uv_close((uv_handle_t *)&r->srv, NULL);
+}
+
+static bool pred_up_on_1(void *arg) {
+  struct seen *s = arg;
+  return s->up && s->broker == 1 && s->ups >= 2;
+}
+
+/* Connected through the relay to node 0, with a 1 s heartbeat.  The
+ * relay freezes: no byte moves, no connection closes.  Within two
+ * heartbeat periods of silence (checked every quarter period) the
+ * backend declares the broker dead, reports DOWN with the reason, and
+ * fails over to node 1, where the bus comes UP again. */
+START_TEST(test_frozen_broker_detected_by_heartbeats) {
+  struct kz_amqp_test_node n[KZ_AMQP_TEST_MAX_NODES];
+  int nn = kz_amqp_test_nodes(n, KZ_AMQP_TEST_MAX_NODES);
+  if (nn < 2) {
+    fprintf(stderr, "test_amqp: one node only, frozen-broker failover skipped\n");
+    return;
+  }
+  ck_assert_int_eq(kz_amqp_test_node_ensure(&n[0]), 0);
+  ck_assert_int_eq(kz_amqp_test_node_ensure(&n[1]), 0);
+  struct own o;
+  own_init(&o);
+  struct relay r;
+  relay_start(&r, &o.loop, n[0].port);
+  char u0[96], u1[96];
+  snprintf(u0, sizeof u0, "amqp://guest:guest@127.0.0.1:%d", r.port);
+  kz_amqp_test_uri(&n[1], u1, sizeof u1);
+  const char *uris[] = {u0, u1};
+  struct kz_bus_amqp_opts ao = {.heartbeat_s = 1,
+                                .backoff_min_ns = 20 * MS,
+                                .backoff_max_ns = 100 * MS};
+  struct seen s = {0};
+  struct kz_bus *bus = own_client(&o, uris, 2, &ao, &s);
+  ck_assert_int_eq(own_run_until(&o, pred_up, bus, 10000 * MS), 0);
+  ck_assert_int_eq(s.broker, 0);
+  /* Quiet but healthy: heartbeats keep it up for 3 periods. */
+  ck_assert_int_eq(own_run_until(&o, NULL, NULL, 3000 * MS), 0);
+  ck_assert_int_eq(s.downs, 0);
+  relay_freeze(&r);
+  uint64_t t0 = uv_hrtime();
+  ck_assert_int_eq(own_run_until(&o, pred_up_on_1, &s, 10000 * MS), 0);
+  uint64_t took = s.t_down - t0;
+  ck_assert_int_eq(s.downs, 1);
+  ck_assert_msg(strstr(s.last_reason, "heartbeat") != NULL, "reason: %s",
+                s.last_reason);
+  ck_assert_msg(took >= 900 * MS && took <= 4000 * MS,
+                "declared dead after %llu ms", (unsigned long long)(took / MS));
+  relay_stop(&r);
+  own_fini(&o);
+}
+END_TEST
+
 int main(void) {
   /* Without RabbitMQ: skipped (77) outside CI, failed in CI, never a
    * silent pass. */
@@ -339,5 +770,9 @@ int main(void) {
   tcase_add_test(kz_tcase(s, "unacked_redelivered", 30), test_unacked_redelivered);
   tcase_add_test(kz_tcase(s, "unreachable", 30), test_unreachable);
   tcase_add_test(kz_tcase(s, "bad_args", 30), test_bad_args);
+  tcase_add_test(kz_tcase(s, "large_messages_and_burst", 60), test_large_messages_and_burst);
+  tcase_add_test(kz_tcase(s, "connect_never_stalls_loop", 30), test_connect_never_stalls_loop);
+  tcase_add_test(kz_tcase(s, "frozen_broker_detected_by_heartbeats", 60),
+                 test_frozen_broker_detected_by_heartbeats);
   return kz_run_suite(s);
 }

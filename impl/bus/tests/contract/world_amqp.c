@@ -94,8 +94,8 @@ static void close_client(struct kz_contract_world *w, struct world_client *c) {
   kz_uv_env_free(c->env);
   c->bus = NULL;
   c->env = NULL;
-  /* Close callbacks (the backend's uv_async_t, the env's handles) run in
-   * the next loop turn. */
+  /* Close callbacks (the backend's poll and timer handles, the env's
+   * handles) run in the next loop turn. */
   uv_run(&w->loop, UV_RUN_NOWAIT);
 }
 
@@ -195,8 +195,8 @@ static int world_broker_kill(struct kz_contract_world *w, int k) {
 
 static int world_broker_restart(struct kz_contract_world *w, int k) {
   if (k < 0 || k >= w->n_nodes) return KZ_EINVAL;
-  /* The clients' I/O threads keep trying meanwhile; their events wait in
-   * the loop until the next run_until. */
+  /* The clients' reconnect timers are on the loop: they try again at the
+   * next run_until. */
   return kz_amqp_test_node_start(&w->nodes[k]) == 0 ? 0 : KZ_EIO;
 }
 
