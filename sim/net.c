@@ -58,6 +58,8 @@ struct seg_ev {
 
 struct dgram_ev {
   struct sim_event ev;
+  struct dgram_ev *pool_next; /* sim->dgram_pool */
+  size_t cap;            /* room in data[] */
   struct sim_path *path; /* NULL: no route (never scheduled) */
   bool arrived;
   bool admitted;
@@ -194,9 +196,28 @@ static void dgram_drop_trace(struct kz_sim *sim, const struct kz_sim_host *at,
   kz_sim_tr_end(sim);
 }
 
+/* Datagram events come from a small pool of blocks with room for a
+ * typical SIP message, refilled as they are spent: allocating and freeing
+ * one for every datagram was a visible part of the simulator's time.
+ * Larger ones are allocated to size and freed.  What the pool holds
+ * changes nothing in the simulation (every field is set anew). */
+#define DGRAM_POOL_ROOM 1400 /* an Ethernet-sized datagram */
+#define DGRAM_POOL_MAX 256
+
+static void dgram_release(struct kz_sim *sim, struct dgram_ev *d) {
+  if (d->cap == DGRAM_POOL_ROOM && sim->dgram_pool_n < DGRAM_POOL_MAX) {
+    d->pool_next = sim->dgram_pool;
+    sim->dgram_pool = d;
+    sim->dgram_pool_n++;
+    return;
+  }
+  kz_free(d);
+}
+
 static void dgram_fire(struct kz_sim *sim, struct sim_event *ev) {
   struct dgram_ev *d = KZ_CONTAINER_OF(ev, struct dgram_ev, ev);
-  struct kz_sim_host *h = kz_sim_host_by_ip(sim, &d->dst);
+  /* A launched datagram knows its destination host: its path's. */
+  struct kz_sim_host *h = d->path ? d->path->to : kz_sim_host_by_ip(sim, &d->dst);
   if (!d->arrived) {
     d->arrived = true;
     if (d->path) {
@@ -213,7 +234,7 @@ static void dgram_fire(struct kz_sim *sim, struct sim_event *ev) {
   } else {
     uint64_t at;
     if (!kz_sim_cpu_gate(b->proc, &d->admitted, KZ_SIM_WORK_DGRAM, d->len, &at)) {
-      if (kz_sim_schedule(sim, &d->ev, at) != 0) kz_free(d);
+      if (kz_sim_schedule(sim, &d->ev, at) != 0) dgram_release(sim, d);
       return;
     }
     sim->stats.udp_delivered++;
@@ -225,17 +246,30 @@ static void dgram_fire(struct kz_sim *sim, struct sim_event *ev) {
     kz_sim_tr_end(sim);
     kz_udp_deliver(b->udp, &d->src, d->data, d->len);
   }
-  kz_free(d);
+  dgram_release(sim, d);
 }
 
 static void dgram_discard(struct kz_sim *sim, struct sim_event *ev) {
-  kz_free(KZ_CONTAINER_OF(ev, struct dgram_ev, ev));
+  dgram_release(sim, KZ_CONTAINER_OF(ev, struct dgram_ev, ev));
 }
 
-static struct dgram_ev *dgram_new(const struct kz_addr *src, const struct kz_addr *dst,
-                                  const void *data, size_t len, uint64_t hash) {
-  struct dgram_ev *d = kz_calloc(1, sizeof *d + len);
-  if (!d) return NULL;
+static struct dgram_ev *dgram_new(struct kz_sim *sim, const struct kz_addr *src,
+                                  const struct kz_addr *dst, const void *data, size_t len,
+                                  uint64_t hash) {
+  struct dgram_ev *d;
+  if (len <= DGRAM_POOL_ROOM && sim->dgram_pool) {
+    d = sim->dgram_pool;
+    sim->dgram_pool = d->pool_next;
+    sim->dgram_pool_n--;
+    d->path = NULL;
+    d->arrived = d->admitted = false;
+  } else {
+    size_t cap = len <= DGRAM_POOL_ROOM ? DGRAM_POOL_ROOM : len;
+    d = kz_calloc(1, sizeof *d + cap);
+    if (!d) return NULL;
+    d->cap = cap;
+  }
+  d->pool_next = NULL;
   kz_heap_node_init(&d->ev.node);
   d->ev.fire = dgram_fire;
   d->ev.discard = dgram_discard;
@@ -280,7 +314,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
   if (h->crashing) return 0; /* a dying process sends nothing */
   struct kz_addr src = src_addr(h, &u->local);
   /* Hashed once here: the send, drop, dup and receive lines all show it. */
-  struct dgram_ev *d = dgram_new(&src, to, data, len, kz_hash64(data, len, 0));
+  struct dgram_ev *d = dgram_new(sim, &src, to, data, len, kz_hash64(data, len, 0));
   if (!d) return KZ_ENOMEM;
   sim->stats.udp_sent++;
   kz_sim_tr_begin(sim, "udp_send");
@@ -289,17 +323,31 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
   kz_sim_tr_addr(sim, "dst", &d->dst);
   kz_sim_tr_payload_hashed(sim, len, d->hash);
   kz_sim_tr_end(sim);
-  struct kz_sim_host *dst = kz_sim_host_by_ip(sim, to);
+  /* Hosts keep their address for the whole run, so the path of the
+   * host's previous datagram, when it led to the same address, is this
+   * one's too (no address and path lookups for a run of datagrams to
+   * one peer). */
+  struct sim_path *l = h->last_path;
+  struct kz_sim_host *dst;
+  if (l && memcmp(l->to->addr.ip, to->ip, 4) == 0) {
+    dst = l->to;
+  } else {
+    l = NULL;
+    dst = kz_sim_host_by_ip(sim, to);
+  }
   if (!dst) {
     /* Nothing routes there: the datagram is lost, as on a real network. */
     dgram_drop_trace(sim, NULL, d, "no_route");
-    kz_free(d);
+    dgram_release(sim, d);
     return 0;
   }
-  struct sim_path *l = kz_sim_path(sim, h, dst);
   if (!l) {
-    kz_free(d);
-    return KZ_ENOMEM;
+    l = kz_sim_path(sim, h, dst);
+    if (!l) {
+      dgram_release(sim, d);
+      return KZ_ENOMEM;
+    }
+    h->last_path = l;
   }
   const struct kz_sim_link_cfg *cfg = kz_sim_path_cfg(sim, l);
   /* The same four draws for every datagram, whatever the outcome, so a
@@ -317,7 +365,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
     else if (lost) sim->stats.udp_lost++;
     else sim->stats.udp_queue_full++;
     dgram_drop_trace(sim, h, d, drop);
-    kz_free(d);
+    dgram_release(sim, d);
     return 0;
   }
   if (reorder) {
@@ -326,7 +374,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
                              : cfg->latency_ns + cfg->jitter_ns + UINT64_C(1000000);
   }
   if (dgram_launch(sim, l, d, delay) != 0) {
-    kz_free(d);
+    dgram_release(sim, d);
     return KZ_ENOMEM;
   }
   if (dup) {
@@ -337,7 +385,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
       dgram_drop_trace(sim, h, d, "queue_full");
       return 0;
     }
-    struct dgram_ev *d2 = dgram_new(&d->src, &d->dst, data, len, d->hash);
+    struct dgram_ev *d2 = dgram_new(sim, &d->src, &d->dst, data, len, d->hash);
     if (!d2) {
       kz_sim_fail(sim, KZ_ENOMEM);
       return KZ_ENOMEM;
@@ -350,7 +398,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
     kz_sim_tr_payload_hashed(sim, len, d->hash);
     kz_sim_tr_end(sim);
     if (dgram_launch(sim, l, d2, delay2) != 0) {
-      kz_free(d2);
+      dgram_release(sim, d2);
       return KZ_ENOMEM;
     }
   }
@@ -1124,4 +1172,10 @@ void kz_sim_net_proc_killed(struct kz_sim_proc *p) { ends_reset(p->host, p); }
 
 void kz_sim_net_free(struct kz_sim *sim) {
   while (sim->conns_head) conn_unlink(sim->conns_head);
+  while (sim->dgram_pool) {
+    struct dgram_ev *d = sim->dgram_pool;
+    sim->dgram_pool = d->pool_next;
+    kz_free(d);
+  }
+  sim->dgram_pool_n = 0;
 }

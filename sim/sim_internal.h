@@ -100,6 +100,7 @@ struct kz_sim_host {
   struct kz_map tcp_ports;    /* port (2 bytes BE) -> struct sim_bind */
   uint16_t next_ephemeral;
   struct kz_map files;        /* full path -> struct sim_file (ref) */
+  struct sim_path *last_path; /* net.c: path of the latest datagram sent */
 };
 
 /* A bound UDP socket or listener. */
@@ -213,6 +214,11 @@ struct kz_sim {
 
   int log_level;
   struct kz_sim_stats stats;
+
+  /* Spent datagram events kept for reuse (net.c): one malloc/free pair
+   * less per simulated datagram.  Freed by kz_sim_net_free. */
+  void *dgram_pool;
+  size_t dgram_pool_n;
 
   /* trace */
   uint64_t trace_hash;

@@ -170,13 +170,16 @@ static void txt_key(struct kz_sim *sim, const char *key, size_t klen) {
   sim->line.len = (size_t)(p - sim->line.data);
 }
 
-static void field_str(struct kz_sim *sim, const char *key, const char *val, size_t len) {
-  size_t klen = strlen(key);
+static void field_strk(struct kz_sim *sim, const char *key, size_t klen, const char *val, size_t len) {
   bin_str(sim, key, klen, val, len);
   if (sim->tr_text) {
     txt_key(sim, key, klen);
     txt_json_str(sim, val, len);
   }
+}
+
+static void field_str(struct kz_sim *sim, const char *key, const char *val, size_t len) {
+  field_strk(sim, key, strlen(key), val, len);
 }
 
 void kz_sim_tr_begin(struct kz_sim *sim, const char *ev) {
@@ -244,10 +247,20 @@ void kz_sim_tr_i64(struct kz_sim *sim, const char *key, int64_t v) {
  * that parse numbers as doubles would round a 64-bit integer. */
 void kz_sim_tr_hex64(struct kz_sim *sim, const char *key, uint64_t v) {
   if (sim->tr_skip) return;
-  static const char hex[] = "0123456789abcdef";
+  /* Two digits a step from a byte table (every datagram traces two of
+   * these). */
+  static const char hex2[] =
+      "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+      "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+      "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+      "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+      "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+      "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+      "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+      "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
   char s[18];
   s[0] = s[17] = '"';
-  for (int i = 0; i < 16; i++) s[16 - i] = hex[(v >> (4 * i)) & 15];
+  for (int i = 0; i < 8; i++) memcpy(s + 15 - 2 * i, hex2 + 2 * ((v >> (8 * i)) & 0xff), 2);
   size_t klen = strlen(key);
   bin_str(sim, key, klen, s + 1, 16);
   if (sim->tr_text) txt_raw(sim, key, klen, s, sizeof s);
@@ -276,16 +289,23 @@ static size_t addr_text(const struct kz_addr *a, char *out, size_t outlen) {
 /* kz_addr_eq, inlined: this runs for every traced address. */
 static bool addr_same(const struct kz_addr *x, const struct kz_addr *y) {
   if (x->family != y->family || x->port != y->port) return false;
-  return memcmp(x->ip, y->ip, x->family == 4 ? 4 : x->family == 6 ? 16 : 0) == 0;
+  if (x->family == 4) {
+    uint32_t a, b;
+    memcpy(&a, x->ip, 4); /* one load each, no memcmp call */
+    memcpy(&b, y->ip, 4);
+    return a == b;
+  }
+  return memcmp(x->ip, y->ip, x->family == 6 ? 16 : 0) == 0;
 }
 
 void kz_sim_tr_addr(struct kz_sim *sim, const char *key, const struct kz_addr *a) {
   if (sim->tr_skip) return;
   /* The text only depends on the address, so the cache cannot change
    * what is traced. */
+  size_t klen = strlen(key);
   for (size_t i = 0; i < sizeof sim->tr_addr / sizeof sim->tr_addr[0]; i++) {
     if (sim->tr_addr[i].len && addr_same(&sim->tr_addr[i].a, a)) {
-      field_str(sim, key, sim->tr_addr[i].text, sim->tr_addr[i].len);
+      field_strk(sim, key, klen, sim->tr_addr[i].text, sim->tr_addr[i].len);
       return;
     }
   }
@@ -297,20 +317,25 @@ void kz_sim_tr_addr(struct kz_sim *sim, const char *key, const struct kz_addr *a
     sim->tr_addr[v].len = (uint8_t)n;
     memcpy(sim->tr_addr[v].text, s, n);
   }
-  field_str(sim, key, s, n);
+  field_strk(sim, key, klen, s, n);
 }
 
 void kz_sim_tr_who(struct kz_sim *sim, const struct kz_sim_host *h,
             const struct kz_sim_proc *p) {
   if (sim->tr_skip) return;
-  if (h) field_str(sim, "host", h->name, strlen(h->name));
-  if (p) field_str(sim, "proc", p->name, strlen(p->name));
+  if (h) field_strk(sim, "host", 4, h->name, strlen(h->name));
+  if (p) field_strk(sim, "proc", 4, p->name, strlen(p->name));
 }
 
 void kz_sim_tr_payload(struct kz_sim *sim, const void *data, size_t len) {
   if (sim->tr_skip) return;
+  kz_sim_tr_payload_hashed(sim, len, kz_hash64(data, len, 0));
+}
+
+void kz_sim_tr_payload_hashed(struct kz_sim *sim, size_t len, uint64_t hash) {
+  if (sim->tr_skip) return;
   kz_sim_tr_u64(sim, "len", len);
-  kz_sim_tr_hex64(sim, "h", kz_hash64(data, len, 0));
+  kz_sim_tr_hex64(sim, "h", hash);
 }
 
 void kz_sim_tr_err(struct kz_sim *sim, const char *key, int err) {

@@ -40,6 +40,7 @@ struct result {
   uint64_t sim_ns;
   double wall_s, cpu_s;
   uint64_t events, udp, calls_ok, calls_failed, retrans, peak_calls, uas_ok;
+  uint64_t trace_hash; /* the determinism proof: equal across runs and builds */
   long max_rss_kb;
 };
 
@@ -128,6 +129,7 @@ static int run_case(const struct bench_case *bc, const struct kz_sipp_scenario *
   struct kz_sim_stats st;
   kz_sim_stats(sim, &st);
   r->events = st.events;
+  r->trace_hash = kz_sim_trace_hash(sim);
   r->udp = st.udp_delivered;
   const struct kz_sipp_stats *cs = kz_sipp_stats(kz_sim_proc_instance(pc));
   r->calls_ok = cs->calls_successful;
@@ -193,8 +195,8 @@ int main(int argc, char **argv) {
   struct result res[NCASES];
   uint32_t sim_s[NCASES];
   printf("SIPp uac.xml -> uas.xml in kz_sim, %d calls/s, full SIP build and parse, default CPU model\n\n", RATE);
-  printf("%-18s %8s %7s %8s %10s %9s %12s %11s %12s %9s %8s\n", "case", "call", "sim s", "wall s", "sim/wall",
-         "sim/cpu", "events", "events/s", "calls ok", "peak", "rss MB");
+  printf("%-18s %8s %7s %8s %10s %9s %12s %11s %12s %9s %8s  %-16s\n", "case", "call", "sim s", "wall s", "sim/wall",
+         "sim/cpu", "events", "events/s", "calls ok", "peak", "rss MB", "trace hash");
   for (size_t i = 0; i < NCASES; i++) {
     if (only && i + 1 != only) continue;
     sim_s[i] = cases[i].sim_s * scale / 100;
@@ -211,13 +213,21 @@ int main(int argc, char **argv) {
         kz_sipp_scenario_free(uas);
         return 1;
       }
+      if (k > 0 && one.trace_hash != res[i].trace_hash) {
+        fprintf(stderr, "bench_sim: %s: run %u traced %016" PRIx64 ", run 1 %016" PRIx64 " (not deterministic)\n",
+                cases[i].name, k + 1, one.trace_hash, res[i].trace_hash);
+        kz_sipp_scenario_free(uac);
+        kz_sipp_scenario_free(uas);
+        return 1;
+      }
       if (k == 0 || one.wall_s < res[i].wall_s) res[i] = one;
     }
     const struct result *r = &res[i];
-    printf("%-18s %6.1f s %7.0f %8.3f %9.0fx %8.0fx %12" PRIu64 " %11.0f %12" PRIu64 " %9" PRIu64 " %8.0f\n",
+    printf("%-18s %6.1f s %7.0f %8.3f %9.0fx %8.0fx %12" PRIu64 " %11.0f %12" PRIu64 " %9" PRIu64
+           " %8.0f  %016" PRIx64 "\n",
            cases[i].name, cases[i].call_ms / 1000.0, r->sim_ns / 1e9, r->wall_s,
            (r->sim_ns / 1e9) / r->wall_s, (r->sim_ns / 1e9) / r->cpu_s, r->events, r->events / r->wall_s,
-           r->calls_ok, r->peak_calls, r->max_rss_kb / 1024.0);
+           r->calls_ok, r->peak_calls, r->max_rss_kb / 1024.0, r->trace_hash);
     fflush(stdout);
   }
   kz_sipp_scenario_free(uac);
@@ -274,10 +284,10 @@ int main(int argc, char **argv) {
             "\"cpu_s\": %.4f, \"sim_per_wall\": %.1f, \"events\": %" PRIu64 ", \"events_per_s\": %.0f, "
             "\"udp_datagrams\": %" PRIu64 ", \"calls_ok\": %" PRIu64 ", \"uas_calls_ok\": %" PRIu64
             ", \"calls_failed\": %" PRIu64 ", \"retransmissions\": %" PRIu64 ", \"peak_calls\": %" PRIu64
-            ", \"max_rss_kb\": %ld}%s\n",
+            ", \"max_rss_kb\": %ld, \"trace_hash\": \"%016" PRIx64 "\"}%s\n",
             cases[i].name, RATE, cases[i].call_ms, r->sim_ns / 1e9, r->wall_s, r->cpu_s, ratio, r->events,
             r->events / r->wall_s, r->udp, r->calls_ok, r->uas_ok, r->calls_failed, r->retrans, r->peak_calls,
-            r->max_rss_kb, i + 1 < NCASES ? "," : "");
+            r->max_rss_kb, r->trace_hash, i + 1 < NCASES ? "," : "");
     fprintf(m, "| %s | %.1f s | %.0f | %.3f | **%.0f×** | %.0f× | %" PRIu64 " | %.0f | %" PRIu64 " / %" PRIu64
                " | %" PRIu64 " | %" PRIu64 " | %" PRIu64 " | %.0f |\n",
             cases[i].name, cases[i].call_ms / 1000.0, r->sim_ns / 1e9, r->wall_s, ratio,

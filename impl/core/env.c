@@ -100,9 +100,11 @@ uint64_t kz_timer_deadline(const struct kz_timer *t) {
 static struct kz_heap_node *first_due(const struct kz_heap *h, size_t i, uint64_t now,
                                       uint64_t snapshot) {
   if (i >= h->len) return NULL;
+  /* The heap's own copy of the ordering: the node itself stays cold
+   * unless it is the one returned. */
+  if (h->keys[i].key > now) return NULL;
   struct kz_heap_node *n = h->items[i];
-  if (n->key > now) return NULL;
-  if (n->seq < snapshot) return n;
+  if (h->keys[i].seq < snapshot) return n;
   struct kz_heap_node *l = first_due(h, 2 * i + 1, now, snapshot);
   struct kz_heap_node *r = first_due(h, 2 * i + 2, now, snapshot);
   if (!l) return r;

@@ -50,23 +50,29 @@ static bool key_eq(const struct kz_map *m, const struct kz_map_entry *e, const v
   return true;
 }
 
+/* An index slot: entry position + 1 below, hash tag above. */
+#define SLOT_POS(v) ((size_t)(uint32_t)(v))
+#define SLOT_TAG(h) ((h) & 0xffffffff00000000ull)
+
 /* Index slot holding `key`, or SIZE_MAX. */
 static size_t find_slot(const struct kz_map *m, const void *key, size_t klen, uint64_t h) {
   if (!m->index_cap) return SIZE_MAX;
   size_t mask = m->index_cap - 1;
+  uint64_t tag = SLOT_TAG(h);
   for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-    uint32_t v = m->index[i];
+    uint64_t v = m->index[i];
     if (!v) return SIZE_MAX;
-    const struct kz_map_entry *e = &m->entries[v - 1];
+    if (SLOT_TAG(v) != tag) continue; /* another key: its entry stays cold */
+    const struct kz_map_entry *e = &m->entries[SLOT_POS(v) - 1];
     if (e->hash == h && key_eq(m, e, key, klen)) return i;
   }
 }
 
-static void index_insert(uint32_t *index, size_t cap, uint64_t h, size_t pos) {
+static void index_insert(uint64_t *index, size_t cap, uint64_t h, size_t pos) {
   size_t mask = cap - 1;
   size_t i = (size_t)h & mask;
   while (index[i]) i = (i + 1) & mask;
-  index[i] = (uint32_t)(pos + 1);
+  index[i] = SLOT_TAG(h) | (uint64_t)(pos + 1);
 }
 
 static void index_rebuild(struct kz_map *m) {
@@ -108,7 +114,7 @@ int kz_map_put(struct kz_map *m, const void *key, size_t klen, void *val, void *
   uint64_t h = key_hash(m, key, klen);
   size_t slot = find_slot(m, key, klen, h);
   if (slot != SIZE_MAX) {
-    struct kz_map_entry *e = &m->entries[m->index[slot] - 1];
+    struct kz_map_entry *e = &m->entries[SLOT_POS(m->index[slot]) - 1];
     if (old) *old = e->val;
     e->val = val;
     return 0;
@@ -135,7 +141,7 @@ int kz_map_put(struct kz_map *m, const void *key, size_t klen, void *val, void *
   size_t icap = m->index_cap ? m->index_cap : 16;
   while ((m->count + 1) > icap / 2) icap *= 2;
   if (icap != m->index_cap) {
-    uint32_t *ni = kz_calloc(icap, sizeof(*ni));
+    uint64_t *ni = kz_calloc(icap, sizeof(*ni));
     if (!ni) goto nomem;
     kz_free(m->index);
     m->index = ni;
@@ -166,14 +172,14 @@ nomem:
 void *kz_map_get(const struct kz_map *m, const void *key, size_t klen, bool *found) {
   size_t slot = find_slot(m, key, klen, key_hash(m, key, klen));
   if (found) *found = slot != SIZE_MAX;
-  return slot == SIZE_MAX ? NULL : m->entries[m->index[slot] - 1].val;
+  return slot == SIZE_MAX ? NULL : m->entries[SLOT_POS(m->index[slot]) - 1].val;
 }
 
 void *kz_map_del(struct kz_map *m, const void *key, size_t klen, bool *found) {
   size_t i = find_slot(m, key, klen, key_hash(m, key, klen));
   if (found) *found = i != SIZE_MAX;
   if (i == SIZE_MAX) return NULL;
-  struct kz_map_entry *e = &m->entries[m->index[i] - 1];
+  struct kz_map_entry *e = &m->entries[SLOT_POS(m->index[i]) - 1];
   void *val = e->val;
   kz_free(e->key);
   e->key = NULL;
@@ -187,7 +193,7 @@ void *kz_map_del(struct kz_map *m, const void *key, size_t klen, bool *found) {
   size_t mask = m->index_cap - 1;
   m->index[i] = 0;
   for (size_t j = (i + 1) & mask; m->index[j]; j = (j + 1) & mask) {
-    size_t home = (size_t)m->entries[m->index[j] - 1].hash & mask;
+    size_t home = (size_t)m->entries[SLOT_POS(m->index[j]) - 1].hash & mask;
     bool stays = (i < j) ? (i < home && home <= j) : (i < home || home <= j);
     if (stays) continue;
     m->index[i] = m->index[j];

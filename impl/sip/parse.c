@@ -60,8 +60,11 @@ enum kz_sip_hdr_id kz_sip_hdr_lookup(struct kz_slice name) {
   for (int i = 0; i < KZ_SIP_HDR_BUCKET; i++) {
     unsigned id = kz_sip_hdr_hash[h][i];
     if (!id) break;
+    if (kz_sip_hdr_name_len[id] != name.len) continue;
+    /* Names usually come in the table's own case: one memcmp, and the
+     * byte-wise folding compare only for the others. */
     const char *n = kz_sip_hdr_names[id];
-    if (caseeq_n(n, name.p, name.len) && n[name.len] == 0) return (enum kz_sip_hdr_id)id;
+    if (!memcmp(n, name.p, name.len) || caseeq_n(n, name.p, name.len)) return (enum kz_sip_hdr_id)id;
   }
   return KZ_SIP_HDR_OTHER;
 }
@@ -636,8 +639,9 @@ static int parse_message(struct pctx *x, const char *p, const char *end) {
     if (*p == ' ' || *p == '\t')
       return fail(x, 400, p, "unexpected continuation line", NULL, NULL);
     const char *ns = p;
-    while (p < end && kz_sip_is((unsigned char)*p, C_TOKEN)) p++;
-    struct kz_slice name = {ns, (size_t)(p - ns)};
+    struct kz_sip_cur nc = {p, end};
+    struct kz_slice name = kz_sip_span(&nc, C_TOKEN);
+    p = nc.p;
     while (p < end && (*p == ' ' || *p == '\t')) p++;
     if (name.len == 0 || p >= end || *p != ':') {
       if (name.len && (p >= end || *p == '\r' || *p == '\n'))

@@ -26,6 +26,7 @@ extern const uint16_t kz_sip_cc[256];
 #define KZ_SIP_HDR_BUCKET 3
 extern const uint8_t kz_sip_hdr_hash[128][KZ_SIP_HDR_BUCKET];
 extern const char *const kz_sip_hdr_names[KZ_SIP_HDR_COUNT];
+extern const uint8_t kz_sip_hdr_name_len[KZ_SIP_HDR_COUNT];
 extern const uint8_t kz_sip_hdr_compact[26];
 
 static inline bool kz_sip_is(unsigned char c, unsigned cls) { return (kz_sip_cc[c] & cls) != 0; }
@@ -47,9 +48,28 @@ static inline void kz_sip_skip_lws(struct kz_sip_cur *c) {
 /* Scans a run of chars of class cls; returns its slice (p set even when
  * empty). */
 static inline struct kz_slice kz_sip_span(struct kz_sip_cur *c, unsigned cls) {
-  const char *s = c->p;
-  while (c->p < c->e && kz_sip_is((unsigned char)*c->p, cls)) c->p++;
-  return (struct kz_slice){s, (size_t)(c->p - s)};
+  const char *s = c->p, *p = c->p, *e = c->e;
+  /* Four bytes per bound check: spans are most of what the parser reads. */
+  while (e - p >= 4) {
+    if (!kz_sip_is((unsigned char)p[0], cls)) goto out;
+    if (!kz_sip_is((unsigned char)p[1], cls)) {
+      p += 1;
+      goto out;
+    }
+    if (!kz_sip_is((unsigned char)p[2], cls)) {
+      p += 2;
+      goto out;
+    }
+    if (!kz_sip_is((unsigned char)p[3], cls)) {
+      p += 3;
+      goto out;
+    }
+    p += 4;
+  }
+  while (p < e && kz_sip_is((unsigned char)*p, cls)) p++;
+out:
+  c->p = p;
+  return (struct kz_slice){s, (size_t)(p - s)};
 }
 
 /* Validation helpers (uri.c).  They return NULL on success or a short

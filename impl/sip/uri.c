@@ -149,6 +149,40 @@ const char *kz_sip_host_scan(struct kz_sip_cur *c, struct kz_slice *host, bool *
     c->p = q + 1;
     return NULL;
   }
+  /* Fast path, one pass: a dotted quad not followed by another host
+   * character is exactly what the general path below accepts as an IPv4
+   * host (span, labels, then ipv4_valid); anything else takes that path. */
+  {
+    const char *q = c->p;
+    int part = 0;
+    for (;;) {
+      /* One to three digits, <= 255, and no fourth. */
+      unsigned d0, d1, d2;
+      uint32_t v;
+      if (q >= c->e || (d0 = (unsigned)((unsigned char)*q - '0')) > 9) break;
+      v = d0;
+      q++;
+      if (q < c->e && (d1 = (unsigned)((unsigned char)*q - '0')) <= 9) {
+        v = v * 10 + d1;
+        q++;
+        if (q < c->e && (d2 = (unsigned)((unsigned char)*q - '0')) <= 9) {
+          v = v * 10 + d2;
+          q++;
+          if (v > 255 || (q < c->e && (unsigned)((unsigned char)*q - '0') <= 9)) break;
+        }
+      }
+      if (part == 3) {
+        if (q < c->e && kz_sip_is((unsigned char)*q, C_HOST)) break;
+        *host = (struct kz_slice){c->p, (size_t)(q - c->p)};
+        *ipv6 = false;
+        c->p = q;
+        return NULL;
+      }
+      if (q >= c->e || *q != '.') break;
+      q++;
+      part++;
+    }
+  }
   struct kz_slice h = kz_sip_span(c, C_HOST);
   if (h.len == 0) return "missing host";
   if (!kz_sip_host_valid(h.p, h.p + h.len)) return "invalid host";

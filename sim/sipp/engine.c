@@ -28,9 +28,9 @@ struct csv_line {
 };
 
 struct dead {
-  char *id;
   uint64_t expiry;
   struct dead *next;
+  char id[]; /* NUL-terminated, in the same allocation */
 };
 
 struct call {
@@ -44,7 +44,14 @@ struct call {
   uint64_t started;
   uint32_t cseq;
   struct kz_addr peer;
+  /* The last message received: its datagram bytes, and its parsed form
+   * while the call is busy with it.  A waiting call keeps only the bytes
+   * (call_arm drops the parse; last_msg parses them again if a later send
+   * needs them): a parsed message is ~4 KB, and holding one per call in
+   * progress made every lookup of a large run miss the cache. */
   struct kz_sip_msg *last_recv;
+  struct kz_buf last_recv_data;
+  bool last_recv_kept; /* last_recv_data holds last_recv's datagram */
   uint64_t last_recv_hash;
   int last_recv_index;
   uint64_t rr_hash; /* peer retransmission detection (SIPp's recv_retrans_*) */
@@ -71,6 +78,9 @@ struct call {
   uint64_t rtd_start[KZ_SIPP_MAX_RTDS];
   uint32_t rtd_done;
   size_t field_line;
+  /* key and callid point here: one allocation for the call and both
+   * strings instead of three. */
+  char strs[];
 };
 
 struct kz_sipp {
@@ -193,17 +203,17 @@ static void dead_purge(struct kz_sipp *e) {
     e->dead_head = d->next;
     if (!e->dead_head) e->dead_tail = NULL;
     kz_map_del_str(&e->dead, d->id);
-    kz_free(d->id);
     kz_free(d);
   }
 }
 
 static void dead_add(struct kz_sipp *e, const char *id) {
   if (!e->cfg.deadcall_wait_ms) return;
-  struct dead *d = kz_calloc(1, sizeof *d);
+  size_t n = strlen(id);
+  struct dead *d = kz_calloc(1, sizeof *d + n + 1);
   if (!d) return; /* best effort: late messages then count as out-of-call */
-  if (!(d->id = kz_strdup(id)) || kz_map_put_str(&e->dead, id, d, NULL)) {
-    kz_free(d->id);
+  memcpy(d->id, id, n + 1);
+  if (kz_map_put(&e->dead, d->id, n, d, NULL)) {
     kz_free(d);
     return;
   }
@@ -216,13 +226,12 @@ static void dead_add(struct kz_sipp *e, const char *id) {
 static void call_free(struct call *c) {
   kz_timer_stop(&c->timer);
   if (c->last_recv) kz_deref(c->last_recv);
+  kz_buf_free(&c->last_recv_data);
   kz_buf_free(&c->rr_msg);
   kz_buf_free(&c->last_send);
   if (c->vars)
     for (size_t i = 0; i < c->e->sc->nvars; i++) var_clear(&c->vars[i]);
   kz_free(c->vars);
-  kz_free(c->key);
-  kz_free(c->callid);
   kz_free(c->peer_tag);
   kz_free(c->routes);
   kz_free(c->next_url);
@@ -279,16 +288,44 @@ static struct kz_slice start_line_uri(const struct kz_buf *b) {
   return kz_slice_make(sp1 + 1, (size_t)(sp2 - sp1 - 1));
 }
 
-static int put_last_hdr(struct kz_buf *b, const struct kz_sip_msg *m, const char *name, bool value_only);
+static int put_hdr(struct kz_buf *b, const struct kz_sip_msg *m, enum kz_sip_hdr_id id, struct kz_slice want,
+                   bool value_only);
+
+/* The last message received (parsed again from its bytes when the call
+ * dropped the parse while it waited), or NULL when there is none or it
+ * cannot be parsed now (out of memory). */
+static const struct kz_sip_msg *last_msg(struct call *c) {
+  if (!c->last_recv && c->last_recv_kept) {
+    /* Zero-copy: the bytes stay put until last_set drops this parse. */
+    if (kz_sip_msg_parse(&c->last_recv, c->last_recv_data.data, c->last_recv_data.len, 0, NULL))
+      c->last_recv = NULL;
+  }
+  return c->last_recv;
+}
+
+/* Makes m (received as data[0..len)) the call's last message. */
+static void last_set(struct call *c, struct kz_sip_msg *m, const uint8_t *data, size_t len) {
+  if (c->last_recv) kz_deref(c->last_recv);
+  c->last_recv = kz_ref(m);
+  kz_buf_reset(&c->last_recv_data);
+  /* Without the bytes (no memory) the parse is simply kept. */
+  c->last_recv_kept = kz_buf_append(&c->last_recv_data, data, len) == 0;
+}
+
+static int put_last_hdr(struct kz_buf *b, const struct kz_sip_msg *m, const char *name, bool value_only) {
+  struct kz_slice want = kz_slice_cstr(name);
+  return put_hdr(b, m, kz_sip_hdr_lookup(want), want, value_only);
+}
 
 /* SIPp's abortCall for a UAC: ACK a final error, CANCEL a pending
  * INVITE, BYE an established call (default messages "ack", "cancel",
  * "bye"). */
 static void call_abort_msgs(struct call *c) {
   struct kz_sipp *e = c->e;
-  if (e->role != KZ_SIPP_UAC || c->idx == 0 || !c->last_recv) return;
+  if (e->role != KZ_SIPP_UAC || c->idx == 0) return;
+  const struct kz_sip_msg *r = last_msg(c);
+  if (!r) return;
   struct kz_buf *b = &e->scratch;
-  const struct kz_sip_msg *r = c->last_recv;
   struct kz_slice ruri = start_line_uri(&c->last_send);
   kz_buf_reset(b);
   int rc = 0;
@@ -325,8 +362,10 @@ static void call_fail(struct call *c, enum kz_sipp_fail why) {
   call_end(c, false, why);
 }
 
-/* The earliest thing the call waits for. */
+/* The earliest thing the call waits for.  The call is idle from here to
+ * its next event: the parse of its last message goes (its bytes stay). */
 static void call_arm(struct call *c) {
+  if (c->last_recv && c->last_recv_kept) c->last_recv = kz_deref(c->last_recv);
   uint64_t t = UINT64_MAX;
   if (c->next_retrans && c->next_retrans < t) t = c->next_retrans;
   if (c->paused && c->paused_until < t) t = c->paused_until;
@@ -363,8 +402,12 @@ static bool call_next(struct call *c) {
 }
 
 static struct call *call_new(struct kz_sipp *e, const char *key, const char *callid) {
-  struct call *c = kz_calloc(1, sizeof *c);
+  size_t klen = strlen(key), clen = strlen(callid);
+  struct call *c = kz_calloc(1, sizeof *c + klen + 1 + clen + 1);
   if (!c) return NULL;
+  c->key = memcpy(c->strs, key, klen + 1);
+  c->callid = memcpy(c->strs + klen + 1, callid, clen + 1);
+  c->callid_len = clen;
   c->e = e;
   c->number = ++e->numbers;
   c->last_recv_index = c->rr_recv_index = c->rr_send_index = c->last_send_index = -1;
@@ -372,6 +415,7 @@ static struct call *call_new(struct kz_sipp *e, const char *key, const char *cal
   for (int i = 0; i < KZ_SIPP_MAX_RTDS; i++) c->rtd_start[i] = c->started;
   kz_buf_init(&c->rr_msg);
   kz_buf_init(&c->last_send);
+  kz_buf_init(&c->last_recv_data);
   kz_timer_init(&c->timer, e->env, call_timer_cb, c);
   c->peer = e->cfg.remote;
   if (e->sc->nvars && !(c->vars = kz_calloc(e->sc->nvars, sizeof *c->vars))) goto fail;
@@ -383,9 +427,7 @@ static struct call *call_new(struct kz_sipp *e, const char *key, const char *cal
       }
   if (e->ncsv) c->field_line = e->csv_random ? (size_t)kz_prng_below(&e->prng, e->ncsv)
                                              : (size_t)((c->number - 1) % e->ncsv);
-  if (!(c->key = kz_strdup(key)) || !(c->callid = kz_strdup(callid))) goto fail;
-  c->callid_len = strlen(c->callid);
-  if (kz_map_put_str(&e->calls, c->key, c, NULL)) goto fail;
+  if (kz_map_put(&e->calls, c->key, klen, c, NULL)) goto fail;
   e->st.calls_created++;
   e->st.calls_current++;
   return c;
@@ -402,11 +444,23 @@ fail:
  * first character.  By hand: printf-style formatting was a tenth of a
  * simulated call (bench/sim). */
 static char *dec_u64(char *end, uint64_t v) {
+  /* Two digits a step from a table of pairs. */
+  static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                              "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                              "8081828384858687888990919293949596979899";
   char *p = end;
-  do {
-    *--p = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
+  while (v >= 100) {
+    unsigned d = (unsigned)(v % 100) * 2;
+    v /= 100;
+    p -= 2;
+    memcpy(p, pairs + d, 2);
+  }
+  if (v >= 10) {
+    p -= 2;
+    memcpy(p, pairs + v * 2, 2);
+  } else {
+    *--p = (char)('0' + v);
+  }
   return p;
 }
 
@@ -449,10 +503,11 @@ static int put_value(struct kz_buf *b, struct kz_slice v) {
   return kz_sip_unfold(b, v);
 }
 
-static int put_last_hdr(struct kz_buf *b, const struct kz_sip_msg *m, const char *name, bool value_only) {
+/* Every header `want` (of id `id`, KZ_SIP_HDR_OTHER for one matched by
+ * name) of m, as [last_<want>:] shows them. */
+static int put_hdr(struct kz_buf *b, const struct kz_sip_msg *m, enum kz_sip_hdr_id id, struct kz_slice want,
+                   bool value_only) {
   if (!m) return 0;
-  struct kz_slice want = kz_slice_cstr(name);
-  enum kz_sip_hdr_id id = kz_sip_hdr_lookup(want);
   bool first = true;
   int rc = 0;
   /* A known header: follow its chain instead of scanning every header. */
@@ -511,11 +566,16 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
   char ip[KZ_ADDR_STRLEN];
   kz_buf_reset(out);
   /* One allocation up front instead of doubling from 64 bytes for every
-   * new call's buffer: the literal text plus room for the expansions. */
-  size_t est = 256;
-  for (size_t i = 0; i < t->n; i++)
-    if (t->c[i].type == TC_LIT) est += t->c[i].len;
-  if (kz_buf_reserve(out, est)) return KZ_ENOMEM;
+   * new call's buffer: the literal text plus room for the expansions.
+   * A buffer that already has 1 KiB (where kz_buf's doubling lands for
+   * most messages) is left as it is and grows as needed: this runs for
+   * every message. */
+  if (out->cap < 1024) {
+    size_t est = 256;
+    for (size_t i = 0; i < t->n; i++)
+      if (t->c[i].type == TC_LIT) est += t->c[i].len;
+    if (kz_buf_reserve(out, est)) return KZ_ENOMEM;
+  }
   for (size_t i = 0; i < t->n && rc == 0; i++) {
     const struct tcomp *k = &t->c[i];
     size_t before = out->len;
@@ -575,7 +635,7 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
       rc = kz_buf_append_cstr(out, "     ");
       break;
     case TC_PEER_TAG_PARAM:
-      if (c->peer_tag) rc = kz_buf_printf(out, ";tag=%s", c->peer_tag);
+      if (c->peer_tag && (put(out, ";tag=", 5) || put(out, c->peer_tag, strlen(c->peer_tag)))) rc = KZ_ENOMEM;
       break;
     case TC_PID: rc = put_u64(out, g->pid); break;
     case TC_CLOCK_TICK: rc = put_u64(out, (now_ns(e) - e->start) / NS_PER_MS); break;
@@ -588,15 +648,16 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
       if (c->next_url) rc = kz_buf_append_cstr(out, c->next_url);
       break;
     case TC_LAST_HDR:
-      rc = put_last_hdr(out, c->last_recv, k->text, k->value_only);
+      /* The id was looked up when the scenario was loaded. */
+      rc = put_hdr(out, last_msg(c), (enum kz_sip_hdr_id)k->num, kz_slice_make(k->text, k->len), k->value_only);
       may_suppress = true;
       break;
     case TC_LAST_REQUEST_URI:
-      if (c->last_recv && c->last_recv->is_request)
+      if (last_msg(c) && c->last_recv->is_request)
         rc = kz_buf_append_slice(out, c->last_recv->ruri.raw);
       break;
     case TC_LAST_CSEQ_NUMBER:
-      rc = put_i64(out, (int)(c->last_recv ? c->last_recv->cseq.num : 0) + k->offset);
+      rc = put_i64(out, (int)(last_msg(c) ? c->last_recv->cseq.num : 0) + k->offset);
       break;
     case TC_FIELD:
       if (e->ncsv && (size_t)k->num < e->csv[c->field_line].nf)
@@ -991,9 +1052,14 @@ static bool recv_matches(const struct cmd *cmd, const struct kz_sip_msg *m) {
   if (cmd->recv_response) {
     if (m->is_request || m->status != cmd->recv_response) return false;
     if (cmd->cseq_methods && strcmp(cmd->cseq_methods, " ") != 0) {
+      /* " METHOD " in the list (by hand: this runs for every response). */
       char want[40];
-      if (m->cseq.method_text.len + 3 > sizeof want) return false;
-      snprintf(want, sizeof want, " %.*s ", (int)m->cseq.method_text.len, m->cseq.method_text.p);
+      size_t n = m->cseq.method_text.len;
+      if (n + 3 > sizeof want) return false;
+      want[0] = ' ';
+      memcpy(want + 1, m->cseq.method_text.p, n);
+      want[n + 1] = ' ';
+      want[n + 2] = '\0';
       return strstr(cmd->cseq_methods, want) != NULL;
     }
     return true;
@@ -1085,8 +1151,7 @@ static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t
     e->ms[c->idx].unexpected++;
     kz_log(e->env, KZ_LOG_DEBUG, "sipp", "call %s: unexpected %.*s%.0u at index %zu", c->callid,
            (int)m->method_text.len, m->method_text.p, m->is_request ? 0u : m->status, c->idx);
-    if (c->last_recv) kz_deref(c->last_recv);
-    c->last_recv = kz_ref(m);
+    last_set(c, m, data, len);
     call_fail(c, KZ_SIPP_FAIL_UNEXPECTED);
     return;
   }
@@ -1096,7 +1161,8 @@ static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t
     return;
   }
   struct kz_slice tag = m->is_request ? m->from.tag : m->to.tag;
-  if (tag.p && tag.len) set_str(&c->peer_tag, tag);
+  /* Usually the tag already kept: no new copy for every message. */
+  if (tag.p && tag.len && !(c->peer_tag && kz_slice_eq_cstr(tag, c->peer_tag))) set_str(&c->peer_tag, tag);
   if (!m->is_request && m->status >= 200 && m->status < 300 && m->cseq.method == KZ_SIP_METHOD_INVITE)
     c->ack_pending = true;
   if (cmd->rrs) record_routes(c, m);
@@ -1114,8 +1180,7 @@ static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t
     }
   }
   c->next_retrans = 0;
-  if (c->last_recv) kz_deref(c->last_recv);
-  c->last_recv = kz_ref(m);
+  last_set(c, m, data, len);
   c->last_recv_hash = hash;
   c->last_recv_index = found;
   bookkeeping(c, cmd);
@@ -1146,8 +1211,12 @@ static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t
  * before a "///" (its 3PCC marker; OpenSIPS tests use it as a prefix). */
 static struct kz_slice match_id(const struct kz_sipp *e, struct kz_slice id) {
   if (e->cfg.callid_slash_ign) return id;
-  for (size_t i = 0; i + 3 <= id.len; i++)
-    if (memcmp(id.p + i, "///", 3) == 0) return kz_slice_make(id.p + i + 3, id.len - i - 3);
+  /* memchr to each '/' (usually none) rather than a compare per byte. */
+  const char *q = id.p, *end = id.p + id.len;
+  while (end - q >= 3 && (q = memchr(q, '/', (size_t)(end - q - 2))) != NULL) {
+    if (q[1] == '/' && q[2] == '/') return kz_slice_make(q + 3, (size_t)(end - q - 3));
+    q++;
+  }
   return id;
 }
 
@@ -1213,8 +1282,17 @@ static void rate_cb(void *arg) {
       return;
     }
     if (e->cfg.call_limit && e->st.calls_current >= e->cfg.call_limit) return; /* call_end re-arms */
-    char id[96];
-    snprintf(id, sizeof id, "%llu-%u@%s", (unsigned long long)e->numbers + 1, e->cfg.pid, e->local_ip);
+    /* "%llu-%u@%s" of (number, pid, local IP), by hand: once per call. */
+    char id[96], num[24];
+    char *ne = num + sizeof num, *nb = dec_u64(ne, e->numbers + 1);
+    size_t n = (size_t)(ne - nb);
+    memcpy(id, nb, n);
+    id[n++] = '-';
+    nb = dec_u64(ne, e->cfg.pid);
+    memcpy(id + n, nb, (size_t)(ne - nb));
+    n += (size_t)(ne - nb);
+    id[n++] = '@';
+    memcpy(id + n, e->local_ip, e->local_ip_len + 1); /* KZ_ADDR_STRLEN + 24 < sizeof id */
     struct call *c = call_new(e, id, id);
     if (!c) {
       kz_timer_start(&e->rate_timer, NS_PER_MS); /* out of memory: try again soon */
@@ -1289,7 +1367,6 @@ void kz_sipp_free(struct kz_sipp *e) {
   while (e->dead_head) {
     struct dead *d = e->dead_head;
     e->dead_head = d->next;
-    kz_free(d->id);
     kz_free(d);
   }
   kz_map_free(&e->dead);

@@ -7,6 +7,7 @@
 
 #include "kz/error.h"
 #include "kz/mem.h"
+#include "kz/sip_msg.h"
 #include "sipp_int.h"
 
 struct ld {
@@ -325,6 +326,10 @@ static int keyword(struct ld *l, int line, const char *k, size_t klen, struct tm
     if (hl == 0 || memchr(h, ' ', hl)) return BAD(l, line, "bad keyword [%.*s]", (int)klen, k);
     if (!(c = tmpl_push(t, TC_LAST_HDR))) return KZ_ENOMEM;
     c->value_only = value_only;
+    /* The header's id, looked up once here rather than for every message
+     * the engine builds (KZ_SIP_HDR_OTHER: matched by name). */
+    c->num = (int)kz_sip_hdr_lookup(kz_slice_make(h, hl));
+    c->len = hl;
     return (c->text = kz_strndup(h, hl)) ? 0 : KZ_ENOMEM;
   }
   if (klen > 5 && memcmp(k, "field", 5) == 0 && k[5] >= '0' && k[5] <= '9') {

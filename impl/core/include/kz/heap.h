@@ -15,8 +15,17 @@ struct kz_heap_node {
   size_t index; /* position in the heap array; SIZE_MAX when not queued */
 };
 
+/* The ordering of the node at the same position of `items`, copied into
+ * the heap's own array: sifting compares these without touching the
+ * nodes, which live all over memory (a cache miss each in a big heap). */
+struct kz_heap_key {
+  uint64_t key;
+  uint64_t seq;
+};
+
 struct kz_heap {
   struct kz_heap_node **items;
+  struct kz_heap_key *keys; /* keys[i] is items[i]'s (key, seq) */
   size_t len;
   size_t cap;
   uint64_t next_seq;

@@ -18,7 +18,10 @@ struct kz_map {
   size_t n_entries;             /* used slots in entries, incl. holes */
   size_t cap_entries;
   size_t count;                 /* live entries */
-  uint32_t *index;              /* open addressing: entry idx + 1, 0 empty */
+  uint64_t *index;              /* open addressing: (entry idx + 1) in the low
+                                   32 bits (0 empty), the key hash's high 32
+                                   bits above, so a probe rejects other keys
+                                   without touching their entries */
   size_t index_cap;             /* power of two */
   uint64_t seed;
   bool nocase;
