@@ -1,6 +1,7 @@
 /* pcap.c — writes the simulated traffic as a classic pcap capture (Ethernet / IPv4 / UDP and TCP) that Wireshark decodes. */
 #include <string.h>
 
+#include "kz/bytes.h"
 #include "kz/error.h"
 #include "sim_internal.h"
 
@@ -14,25 +15,6 @@
 #define PCAP_SNAPLEN 262144u
 #define MTU 1500u
 #define MSS 1460u /* MTU - IPv4 - TCP headers */
-
-static void le32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
-
-static void be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 /* Ones' complement sum over bytes (big-endian 16-bit words), unfolded. */
 static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len) {
@@ -58,11 +40,11 @@ int kz_sim_set_pcap_file(struct kz_sim *sim, FILE *f) {
   sim->pcap_file = f;
   if (!f) return 0;
   uint8_t h[24] = {0};
-  le32(h, 0xa1b23c4du);
+  kz_put_le32(h, 0xa1b23c4du);
   h[4] = 2; /* version 2.4 */
   h[6] = 4;
-  le32(h + 16, PCAP_SNAPLEN);
-  le32(h + 20, 1); /* LINKTYPE_ETHERNET */
+  kz_put_le32(h + 16, PCAP_SNAPLEN);
+  kz_put_le32(h + 20, 1); /* LINKTYPE_ETHERNET */
   if (fwrite(h, 1, sizeof h, f) != sizeof h) {
     sim->pcap_file = NULL;
     return KZ_EIO;
@@ -86,25 +68,25 @@ static void frame(struct kz_sim *sim, const struct kz_addr *src, const struct kz
   size_t frame_len = 14 + ip_len;
   uint64_t t = (uint64_t)KZ_SIM_EPOCH_NS + sim->now;
   uint8_t rec[16];
-  le32(rec, (uint32_t)(t / UINT64_C(1000000000)));
-  le32(rec + 4, (uint32_t)(t % UINT64_C(1000000000)));
+  kz_put_le32(rec, (uint32_t)(t / UINT64_C(1000000000)));
+  kz_put_le32(rec + 4, (uint32_t)(t % UINT64_C(1000000000)));
   uint32_t incl = frame_len > PCAP_SNAPLEN ? PCAP_SNAPLEN : (uint32_t)frame_len;
-  le32(rec + 8, incl);
-  le32(rec + 12, (uint32_t)frame_len);
+  kz_put_le32(rec + 8, incl);
+  kz_put_le32(rec + 12, (uint32_t)frame_len);
   uint8_t eth[14];
   mac_of(eth, dst);
   mac_of(eth + 6, src);
-  be16(eth + 12, 0x0800);
+  kz_put_be16(eth + 12, 0x0800);
   uint8_t ip[20] = {0};
   ip[0] = 0x45;
-  be16(ip + 2, (uint16_t)ip_len);
-  be16(ip + 4, id);
-  be16(ip + 6, frag);
+  kz_put_be16(ip + 2, (uint16_t)ip_len);
+  kz_put_be16(ip + 4, id);
+  kz_put_be16(ip + 6, frag);
   ip[8] = 64;
   ip[9] = proto;
   memcpy(ip + 12, src->ip, 4);
   memcpy(ip + 16, dst->ip, 4);
-  be16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+  kz_put_be16(ip + 10, csum_fold(csum_add(0, ip, 20)));
   put(sim, rec, sizeof rec);
   put(sim, eth, sizeof eth);
   put(sim, ip, sizeof ip);
@@ -122,7 +104,7 @@ static uint32_t pseudo_sum(const struct kz_addr *src, const struct kz_addr *dst,
   memcpy(ph, src->ip, 4);
   memcpy(ph + 4, dst->ip, 4);
   ph[9] = proto;
-  be16(ph + 10, (uint16_t)len);
+  kz_put_be16(ph + 10, (uint16_t)len);
   return csum_add(0, ph, sizeof ph);
 }
 
@@ -130,15 +112,15 @@ void kz_sim_pcap_udp(struct kz_sim *sim, const struct kz_addr *src, const struct
                      const uint8_t *data, size_t len) {
   if (!sim->pcap_file) return;
   uint8_t udp[8];
-  be16(udp, src->port);
-  be16(udp + 2, dst->port);
-  be16(udp + 4, (uint16_t)(8 + len));
-  be16(udp + 6, 0);
+  kz_put_be16(udp, src->port);
+  kz_put_be16(udp + 2, dst->port);
+  kz_put_be16(udp + 4, (uint16_t)(8 + len));
+  kz_put_be16(udp + 6, 0);
   uint32_t sum = pseudo_sum(src, dst, 17, 8 + len);
   sum = csum_add(sum, udp, 8);
   sum = csum_add(sum, data, len);
   uint16_t c = csum_fold(sum);
-  be16(udp + 6, c ? c : 0xffff);
+  kz_put_be16(udp + 6, c ? c : 0xffff);
   uint16_t id = sim->ip_id++;
   if (20 + 8 + len <= MTU) {
     frame(sim, src, dst, 17, id, 0x4000 /* DF */, udp, 8, data, len);
@@ -160,17 +142,17 @@ void kz_sim_pcap_udp(struct kz_sim *sim, const struct kz_addr *src, const struct
 static void tcp_one(struct kz_sim *sim, const struct kz_addr *src, const struct kz_addr *dst,
                     uint32_t seq, uint32_t ack, uint8_t flags, const uint8_t *data, size_t len) {
   uint8_t tcp[20] = {0};
-  be16(tcp, src->port);
-  be16(tcp + 2, dst->port);
-  be32(tcp + 4, seq);
-  be32(tcp + 8, (flags & KZ_SIM_TCP_ACK) ? ack : 0);
+  kz_put_be16(tcp, src->port);
+  kz_put_be16(tcp + 2, dst->port);
+  kz_put_be32(tcp + 4, seq);
+  kz_put_be32(tcp + 8, (flags & KZ_SIM_TCP_ACK) ? ack : 0);
   tcp[12] = 5 << 4;
   tcp[13] = flags;
-  be16(tcp + 14, 65535);
+  kz_put_be16(tcp + 14, 65535);
   uint32_t sum = pseudo_sum(src, dst, 6, 20 + len);
   sum = csum_add(sum, tcp, 20);
   sum = csum_add(sum, data, len);
-  be16(tcp + 16, csum_fold(sum));
+  kz_put_be16(tcp + 16, csum_fold(sum));
   frame(sim, src, dst, 6, sim->ip_id++, 0x4000, tcp, 20, data, len);
 }
 

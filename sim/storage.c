@@ -1,6 +1,7 @@
 /* storage.c — per-host in-memory file systems with a current and a synced image per file, reverted on crash. */
 #include <string.h>
 
+#include "kz/bytes.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 #include "sim_internal.h"
@@ -39,12 +40,6 @@ static int wlog_add(struct sim_file *f, uint8_t type, uint64_t off, const void *
     return KZ_ENOMEM;
   }
   return 0;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-  return v;
 }
 
 /* "<proc>/<path>" into out; the core has validated `path`. */
@@ -246,7 +241,7 @@ static int torn_image(struct sim_file *file, uint64_t k, struct kz_buf *out) {
   size_t left = file->wlog.len;
   while (left >= 17) {
     uint8_t type = p[0];
-    uint64_t off = get_be64(p + 1), len = get_be64(p + 9);
+    uint64_t off = kz_get_be64(p + 1), len = kz_get_be64(p + 9);
     if (type == 'T') {
       if (buf_resize(out, off) != 0) return KZ_ENOMEM;
     } else {
@@ -267,7 +262,7 @@ static uint64_t wlog_bytes(const struct sim_file *file) {
   const uint8_t *p = file->wlog.data;
   size_t left = file->wlog.len;
   while (left >= 17) {
-    uint64_t len = get_be64(p + 9);
+    uint64_t len = kz_get_be64(p + 9);
     if (p[0] == 'W') total += len;
     p += 17 + len;
     left -= 17 + (size_t)len;

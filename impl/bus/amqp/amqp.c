@@ -14,6 +14,7 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 
+#include "kz/bytes.h"
 #include "kz/bus_amqp.h"
 #include "kz/error.h"
 #include "kz/mem.h"
@@ -208,23 +209,6 @@ static struct timeval ns_to_tv(uint64_t ns) {
   return tv;
 }
 
-static void be16(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static void be32(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
-static void be64(uint8_t *p, uint64_t v) {
-  be32(p, (uint32_t)(v >> 32));
-  be32(p + 4, (uint32_t)v);
-}
-
 static void log_line(struct kz_bus_amqp *b, int level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void log_line(struct kz_bus_amqp *b, int level, const char *fmt, ...) {
@@ -331,12 +315,12 @@ static int put_method(struct kz_bus_amqp *b, amqp_channel_t ch,
   if (out_reserve(b, 12 + room)) return KZ_ENOMEM;
   uint8_t *p = b->out + b->out_len;
   p[0] = AMQP_FRAME_METHOD;
-  be16(p + 1, ch);
-  be32(p + 7, id);
+  kz_put_be16(p + 1, ch);
+  kz_put_be32(p + 7, id);
   amqp_bytes_t enc = {.len = room, .bytes = p + 11};
   int r = amqp_encode_method(id, m, enc);
   if (r < 0) return KZ_EINVAL;
-  be32(p + 3, (uint32_t)(4 + r));
+  kz_put_be32(p + 3, (uint32_t)(4 + r));
   p[11 + r] = AMQP_FRAME_END;
   b->out_len += 12 + (size_t)r;
   return 0;
@@ -374,23 +358,23 @@ static int put_publish(struct kz_bus_amqp *b, const char *ex, const char *rk,
   if (out_reserve(b, 19 + room + len + 8 * frames)) goto out;
   uint8_t *p = b->out + b->out_len;
   p[0] = AMQP_FRAME_HEADER;
-  be16(p + 1, CH_PUB);
-  be16(p + 7, AMQP_BASIC_CLASS);
-  be16(p + 9, 0);
-  be64(p + 11, len);
+  kz_put_be16(p + 1, CH_PUB);
+  kz_put_be16(p + 7, AMQP_BASIC_CLASS);
+  kz_put_be16(p + 9, 0);
+  kz_put_be64(p + 11, len);
   amqp_bytes_t enc = {.len = room, .bytes = p + 19};
   int r = amqp_encode_properties(AMQP_BASIC_CLASS, &props, enc);
   rc = KZ_EINVAL;
   if (r < 0) goto out;
-  be32(p + 3, (uint32_t)(12 + r));
+  kz_put_be32(p + 3, (uint32_t)(12 + r));
   p[19 + r] = AMQP_FRAME_END;
   b->out_len += 20 + (size_t)r;
   for (size_t off = 0; off < len; off += chunk) {
     size_t n = len - off < chunk ? len - off : chunk;
     p = b->out + b->out_len;
     p[0] = AMQP_FRAME_BODY;
-    be16(p + 1, CH_PUB);
-    be32(p + 3, (uint32_t)n);
+    kz_put_be16(p + 1, CH_PUB);
+    kz_put_be32(p + 3, (uint32_t)n);
     memcpy(p + 7, body + off, n);
     p[7 + n] = AMQP_FRAME_END;
     b->out_len += 8 + n;

@@ -6,6 +6,7 @@
 #include <nettle/hmac.h>
 
 #include "digest_int.h"
+#include "kz/bytes.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 
@@ -102,16 +103,6 @@ void kz_sip_digest_verifier_free(struct kz_sip_digest_verifier *v) {
   kz_free(v);
 }
 
-static void put_be64(uint8_t *p, uint64_t x) {
-  for (int i = 7; i >= 0; i--, x >>= 8) p[i] = (uint8_t)x;
-}
-
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t x = 0;
-  for (int i = 0; i < 8; i++) x = x << 8 | p[i];
-  return x;
-}
-
 static void nonce_tag(const struct kz_sip_digest_verifier *v, const uint8_t head[16],
                       struct kz_slice realm, uint8_t tag[NONCE_TAG]) {
   struct hmac_sha256_ctx c = v->mac;
@@ -133,8 +124,8 @@ int kz_sip_digest_challenge(struct kz_sip_digest_verifier *v, struct kz_buf *out
   uint8_t raw[NONCE_RAW];
   char hex[NONCE_HEX];
   static const char hexd[] = "0123456789abcdef";
-  put_be64(raw, now_ns / NS_PER_S);
-  put_be64(raw + 8, (v->next_seq++ & ~NONCE_QOP_BIT) | (o->qop_auth ? NONCE_QOP_BIT : 0));
+  kz_put_be64(raw, now_ns / NS_PER_S);
+  kz_put_be64(raw + 8, (v->next_seq++ & ~NONCE_QOP_BIT) | (o->qop_auth ? NONCE_QOP_BIT : 0));
   nonce_tag(v, raw, o->realm, raw + 16);
   for (size_t i = 0; i < NONCE_RAW; i++) {
     hex[2 * i] = hexd[raw[i] >> 4];
@@ -253,7 +244,7 @@ int kz_sip_digest_verify(struct kz_sip_digest_verifier *v, const struct kz_sip_d
   rc = check_response(cred, chk, res);
   if (rc || res->status != KZ_SIP_DIGEST_OK) return rc;
 
-  uint64_t ts = get_be64(raw), seq = get_be64(raw + 8), now_s = now_ns / NS_PER_S;
+  uint64_t ts = kz_get_be64(raw), seq = kz_get_be64(raw + 8), now_s = now_ns / NS_PER_S;
   bool qop_offered = seq & NONCE_QOP_BIT;
   seq &= ~NONCE_QOP_BIT;
   if (ts > now_s) return result(res, KZ_SIP_DIGEST_STALE, "nonce is from the future");
