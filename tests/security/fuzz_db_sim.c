@@ -3,18 +3,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kz_fuzz.h"
+
 #include "kz/db.h"
 #include "kz/env.h"
 #include "kz/error.h"
 #include "kz/sim.h"
-
-#define FZ_CHECK(cond)                                                            \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
 
 #define MS UINT64_C(1000000)
 #define DB_IP 0x0a000001u     /* 10.0.0.1 */
@@ -68,12 +62,9 @@ static void next_chunk(void *arg) {
   const uint8_t *d = c->cfg->data;
   size_t n = c->cfg->size;
   struct kz_addr db = kz_addr_v4(DB_IP, 5984);
-  while (c->pos < n) {
-    size_t start = c->pos, end = start;
-    while (end + 1 < n && !(d[end] == 0xff && d[end + 1] == 0xfe)) end++;
-    if (end + 1 >= n) end = n;
-    c->pos = end + 2 > n ? n : end + 2;
-    if (end == start) continue;
+  size_t start, clen;
+  while (kz_fuzz_next_chunk(d, n, &c->pos, &start, &clen)) {
+    if (clen == 0) continue;
     uint8_t ctl = d[start];
     int k = ctl & 3;
     if (k == 3) {
@@ -82,7 +73,7 @@ static void next_chunk(void *arg) {
       k = 0;
     }
     if (!c->s[k] && kz_stream_connect(c->env, &db, &cbs, c, &c->s[k]) != 0) c->s[k] = NULL;
-    if (c->s[k]) (void)kz_stream_write(c->s[k], d + start + 1, end - start - 1);
+    if (c->s[k]) (void)kz_stream_write(c->s[k], d + start + 1, clen - 1);
     (void)kz_timer_start(&c->timer, (uint64_t)(ctl >> 2) * MS);
     return;
   }
@@ -117,25 +108,25 @@ static const struct kz_sim_app db_app = {"db", kz_db_app_start, kz_db_app_stop};
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 256 * 1024) return 0;
   struct kz_sim *sim = NULL;
-  FZ_CHECK(kz_sim_new(&sim, 1) == 0);
+  KZ_FUZZ_CHECK(kz_sim_new(&sim, 1) == 0);
   struct kz_addr da = kz_addr_v4(DB_IP, 0), ca = kz_addr_v4(CLIENT_IP, 0);
   struct kz_sim_host *hd, *hc;
-  FZ_CHECK(kz_sim_host_add(sim, "db", &da, &hd) == 0);
-  FZ_CHECK(kz_sim_host_add(sim, "client", &ca, &hc) == 0);
+  KZ_FUZZ_CHECK(kz_sim_host_add(sim, "db", &da, &hd) == 0);
+  KZ_FUZZ_CHECK(kz_sim_host_add(sim, "client", &ca, &hc) == 0);
   struct kz_db_cfg cfg = {.listen = kz_addr_v4(DB_IP, 5984), .max_body = 1 << 20,
                           .changes_timeout_ns = 2000 * MS};
   struct client_cfg cc = {data, size};
   struct kz_sim_proc *db = NULL, *cl = NULL;
-  FZ_CHECK(kz_sim_proc_add(hd, "db", &db_app, &cfg, &db) == 0);
-  FZ_CHECK(kz_sim_proc_add(hc, "client", &client_app, &cc, &cl) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_add(hd, "db", &db_app, &cfg, &db) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_add(hc, "client", &client_app, &cc, &cl) == 0);
   /* Chunks are at most 63 ms apart; longpolls end within 2 s. */
   uint64_t chunks = 1;
   for (size_t i = 0; i + 1 < size; i++) chunks += data[i] == 0xff && data[i + 1] == 0xfe;
   uint64_t budget = 5000 * MS + chunks * 64 * MS;
-  FZ_CHECK(kz_sim_run_for(sim, budget) == 0);
-  FZ_CHECK(kz_sim_proc_is_running(db));
+  KZ_FUZZ_CHECK(kz_sim_run_for(sim, budget) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_is_running(db));
   struct client *c = kz_sim_proc_instance(cl);
-  FZ_CHECK(c->probe_len >= 12 && memcmp(c->probe_reply, "HTTP/1.1 200", 12) == 0);
+  KZ_FUZZ_CHECK(c->probe_len >= 12 && memcmp(c->probe_reply, "HTTP/1.1 200", 12) == 0);
   if (getenv("KZ_FUZZ_VERBOSE")) { /* what an input reached, for growing the seed corpus */
     const struct kz_db_stats *st = kz_db_stats(kz_sim_proc_instance(db));
     fprintf(stderr, "connections %llu requests %llu 4xx %llu 5xx %llu commits %llu longpolls %llu\n",

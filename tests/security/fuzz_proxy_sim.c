@@ -3,19 +3,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kz_fuzz.h"
+
 #include "fake_bus.h"
 #include "kz/env.h"
 #include "kz/error.h"
 #include "kz/proxy.h"
 #include "kz/sim.h"
-
-#define FZ_CHECK(cond)                                                            \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
 
 #define MS UINT64_C(1000000)
 #define PROXY_IP 0x0a000001u /* 10.0.0.1 */
@@ -59,16 +53,13 @@ static void send_next(void *arg) {
   struct sender *x = arg;
   const uint8_t *d = x->cfg->data;
   size_t n = x->cfg->size;
-  while (x->pos < n) {
-    size_t start = x->pos, end = start;
-    while (end + 1 < n && !(d[end] == 0xff && d[end + 1] == 0xfe)) end++;
-    if (end + 1 >= n) end = n;
-    x->pos = end + 2 > n ? n : end + 2;
-    if (end == start) continue;
+  size_t start, clen;
+  while (kz_fuzz_next_chunk(d, n, &x->pos, &start, &clen)) {
+    if (clen == 0) continue;
     uint8_t ctl = d[start];
     if (((ctl & 1) != 0) != x->cfg->media) continue;
     const uint8_t *msg = d + start + 1;
-    size_t len = end - start - 1;
+    size_t len = clen - 1;
     struct kz_addr proxy = kz_addr_v4(PROXY_IP, 5060);
     if (ctl & 2) {
       if (!x->tcp && kz_stream_connect(x->env, &proxy, &tcp_cbs, x, &x->tcp) != 0) x->tcp = NULL;
@@ -112,18 +103,18 @@ static const struct kz_sim_app proxy_app = {"proxy", kz_proxy_start, kz_proxy_st
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 64 * 1024) return 0;
   struct kz_sim *sim = NULL;
-  FZ_CHECK(kz_sim_new(&sim, 1) == 0);
+  KZ_FUZZ_CHECK(kz_sim_new(&sim, 1) == 0);
   struct kz_addr pa = kz_addr_v4(PROXY_IP, 0), ph = kz_addr_v4(PHONE_IP, 0), ma = kz_addr_v4(MEDIA_IP, 0);
   struct kz_sim_host *hp, *hph, *hm;
-  FZ_CHECK(kz_sim_host_add(sim, "proxy", &pa, &hp) == 0);
-  FZ_CHECK(kz_sim_host_add(sim, "phone", &ph, &hph) == 0);
-  FZ_CHECK(kz_sim_host_add(sim, "media", &ma, &hm) == 0);
+  KZ_FUZZ_CHECK(kz_sim_host_add(sim, "proxy", &pa, &hp) == 0);
+  KZ_FUZZ_CHECK(kz_sim_host_add(sim, "phone", &ph, &hph) == 0);
+  KZ_FUZZ_CHECK(kz_sim_host_add(sim, "media", &ma, &hm) == 0);
 
   struct fb_broker *br = calloc(1, sizeof *br);
-  FZ_CHECK(br != NULL);
+  KZ_FUZZ_CHECK(br != NULL);
   fb_add_user(br, "dev1001", "acme.sip.example.com", "s3cret-1001");
   struct kz_proxy_config *pc = malloc(sizeof *pc);
-  FZ_CHECK(pc != NULL);
+  KZ_FUZZ_CHECK(pc != NULL);
   kz_proxy_config_defaults(pc);
   snprintf(pc->listen, sizeof pc->listen, "10.0.0.1:5060");
   snprintf(pc->media_servers[0], sizeof pc->media_servers[0], "sip:10.0.2.1:5060");
@@ -133,13 +124,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   struct sender_cfg phone = {data, size, false}, media = {data, size, true};
   struct kz_sim_proc *proxy = NULL;
-  FZ_CHECK(kz_sim_proc_add(hp, "proxy", &proxy_app, pc, &proxy) == 0);
-  FZ_CHECK(kz_sim_proc_add(hph, "sender", &sender_app, &phone, NULL) == 0);
-  FZ_CHECK(kz_sim_proc_add(hm, "sender", &sender_app, &media, NULL) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_add(hp, "proxy", &proxy_app, pc, &proxy) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_add(hph, "sender", &sender_app, &phone, NULL) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_add(hm, "sender", &sender_app, &media, NULL) == 0);
   /* Long enough for every transaction the input started to end (timer
    * F/H: 32 s) and for probes and NAT pings to run. */
-  FZ_CHECK(kz_sim_run_for(sim, 70000 * MS) == 0);
-  FZ_CHECK(kz_sim_proc_is_running(proxy));
+  KZ_FUZZ_CHECK(kz_sim_run_for(sim, 70000 * MS) == 0);
+  KZ_FUZZ_CHECK(kz_sim_proc_is_running(proxy));
   if (getenv("KZ_FUZZ_VERBOSE")) { /* what an input reached, for growing the seed corpus */
     struct kz_proxy_stats st;
     kz_proxy_get_stats(kz_sim_proc_instance(proxy), &st);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kz_fuzz.h"
 #include "kz/buf.h"
 #include "kz/error.h"
 #include "kz/http.h"
@@ -51,33 +52,25 @@ static uint64_t fz_digest(const struct kz_http_msg *m) {
   return fz_mix_slice(h, kz_buf_slice(&m->body));
 }
 
-#define FZ_CHECK(cond)                                                   \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      abort();                                                           \
-    }                                                                    \
-  } while (0)
-
 /* Invariants every completed message must hold. */
 static void fz_check_msg(const struct kz_http_msg *m, const struct kz_http_limits *lim) {
-  FZ_CHECK(m->body.len <= lim->max_body);
-  FZ_CHECK(m->nheaders <= lim->max_headers);
-  FZ_CHECK(!(m->chunked && m->has_content_length));
+  KZ_FUZZ_CHECK(m->body.len <= lim->max_body);
+  KZ_FUZZ_CHECK(m->nheaders <= lim->max_headers);
+  KZ_FUZZ_CHECK(!(m->chunked && m->has_content_length));
   if (m->has_content_length && !m->chunked && m->body.len)
-    FZ_CHECK(m->body.len == m->content_length);
+    KZ_FUZZ_CHECK(m->body.len == m->content_length);
   for (size_t i = 0; i < m->nheaders; i++) {
     struct kz_http_header h = m->headers[i];
-    FZ_CHECK(h.name.len > 0);
-    FZ_CHECK(memchr(h.value.p, '\r', h.value.len) == NULL);
-    FZ_CHECK(memchr(h.value.p, '\n', h.value.len) == NULL);
-    FZ_CHECK(h.value.len == 0 || (h.value.p[0] != ' ' && h.value.p[h.value.len - 1] != ' '));
+    KZ_FUZZ_CHECK(h.name.len > 0);
+    KZ_FUZZ_CHECK(memchr(h.value.p, '\r', h.value.len) == NULL);
+    KZ_FUZZ_CHECK(memchr(h.value.p, '\n', h.value.len) == NULL);
+    KZ_FUZZ_CHECK(h.value.len == 0 || (h.value.p[0] != ' ' && h.value.p[h.value.len - 1] != ' '));
   }
   if (m->kind == KZ_HTTP_REQUEST) {
-    FZ_CHECK(m->method.len > 0 && m->target.len > 0);
-    FZ_CHECK(m->version_minor == 0 || m->version_minor == 1);
+    KZ_FUZZ_CHECK(m->method.len > 0 && m->target.len > 0);
+    KZ_FUZZ_CHECK(m->version_minor == 0 || m->version_minor == 1);
   } else {
-    FZ_CHECK(m->status >= 100 && m->status <= 599);
+    KZ_FUZZ_CHECK(m->status >= 100 && m->status <= 599);
   }
 }
 
@@ -91,7 +84,7 @@ static void fz_run(enum kz_http_kind kind, const struct kz_http_limits *lim, con
                    struct fz_result *r) {
   memset(r, 0, sizeof(*r));
   struct kz_http_parser *p = NULL;
-  FZ_CHECK(kz_http_parser_new(&p, kind, lim) == 0);
+  KZ_FUZZ_CHECK(kz_http_parser_new(&p, kind, lim) == 0);
   /* Mirrors the parser's HEAD-response flag: it survives 1xx responses. */
   int head_flag = (int)(head_mask & 1);
   if (head_flag) kz_http_parser_expect_head_response(p);
@@ -111,16 +104,16 @@ static void fz_run(enum kz_http_kind kind, const struct kz_http_limits *lim, con
     while (fed < n) {
       size_t used = 0;
       rc = kz_http_parser_feed(p, data + off + fed, n - fed, &used);
-      FZ_CHECK(used <= n - fed);
+      KZ_FUZZ_CHECK(used <= n - fed);
       fed += used;
       if (rc < 0) goto out;
-      if (rc == KZ_HTTP_EV_MORE) FZ_CHECK(fed == n);
+      if (rc == KZ_HTTP_EV_MORE) KZ_FUZZ_CHECK(fed == n);
       if (rc == KZ_HTTP_EV_HEAD) {
-        FZ_CHECK(!head_seen);
+        KZ_FUZZ_CHECK(!head_seen);
         head_seen = 1;
       }
       if (rc == KZ_HTTP_EV_MSG) {
-        FZ_CHECK(head_seen);
+        KZ_FUZZ_CHECK(head_seen);
         head_seen = 0;
         struct kz_http_msg *m = kz_http_parser_msg(p);
         fz_check_msg(m, lim);
@@ -156,20 +149,20 @@ out:
   if (rc < 0) {
     const char *reason = NULL;
     r->status = kz_http_parser_error(p, &reason);
-    FZ_CHECK(reason && *reason);
-    FZ_CHECK(r->status == 400 || r->status == 413 || r->status == 414 || r->status == 431 ||
+    KZ_FUZZ_CHECK(reason && *reason);
+    KZ_FUZZ_CHECK(r->status == 400 || r->status == 413 || r->status == 414 || r->status == 431 ||
              r->status == 500 || r->status == 501 || r->status == 505);
-    FZ_CHECK(rc == KZ_EPROTO || rc == KZ_EMSGSIZE || rc == KZ_ENOTSUP || rc == KZ_ENOMEM);
+    KZ_FUZZ_CHECK(rc == KZ_EPROTO || rc == KZ_EMSGSIZE || rc == KZ_ENOTSUP || rc == KZ_ENOMEM);
   }
   kz_http_parser_free(p);
 }
 
 static void fz_same(const struct fz_result *a, const struct fz_result *b) {
-  FZ_CHECK(a->nmsgs == b->nmsgs);
+  KZ_FUZZ_CHECK(a->nmsgs == b->nmsgs);
   size_t n = a->nmsgs < FZ_MAX_MSGS ? a->nmsgs : FZ_MAX_MSGS;
-  for (size_t i = 0; i < n; i++) FZ_CHECK(a->digest[i] == b->digest[i]);
-  FZ_CHECK(a->final_rc == b->final_rc);
-  FZ_CHECK(a->status == b->status);
+  for (size_t i = 0; i < n; i++) KZ_FUZZ_CHECK(a->digest[i] == b->digest[i]);
+  KZ_FUZZ_CHECK(a->final_rc == b->final_rc);
+  KZ_FUZZ_CHECK(a->status == b->status);
 }
 
 /* Headers that describe framing; the round trip re-derives them. */
@@ -199,47 +192,47 @@ static void fz_roundtrip(const struct kz_http_msg *m, const struct kz_http_limit
     rc = kz_http_write_status_line(&b, m->status, reason);
     kz_free(reason);
   }
-  FZ_CHECK(rc == 0);
+  KZ_FUZZ_CHECK(rc == 0);
   for (size_t i = 0; i < m->nheaders; i++) {
     if (fz_is_framing(m->headers[i].name)) continue;
     char *name = kz_slice_dup(m->headers[i].name);
-    FZ_CHECK(name);
-    FZ_CHECK(kz_http_write_header(&b, name, m->headers[i].value) == 0);
+    KZ_FUZZ_CHECK(name);
+    KZ_FUZZ_CHECK(kz_http_write_header(&b, name, m->headers[i].value) == 0);
     kz_free(name);
   }
   if (bodyless) {
-    FZ_CHECK(m->body.len == 0);
-    FZ_CHECK(kz_http_write_end_head(&b) == 0);
+    KZ_FUZZ_CHECK(m->body.len == 0);
+    KZ_FUZZ_CHECK(kz_http_write_end_head(&b) == 0);
   } else {
-    FZ_CHECK(kz_http_write_body(&b, m->body.data, m->body.len) == 0);
+    KZ_FUZZ_CHECK(kz_http_write_body(&b, m->body.data, m->body.len) == 0);
   }
 
   struct kz_http_parser *p = NULL;
-  FZ_CHECK(kz_http_parser_new(&p, m->kind, lim) == 0);
+  KZ_FUZZ_CHECK(kz_http_parser_new(&p, m->kind, lim) == 0);
   if (head_flag) kz_http_parser_expect_head_response(p);
   size_t used, off = 0;
   rc = kz_http_parser_feed(p, b.data, b.len, &used);
   /* The head may now exceed a limit the original fit in (e.g. an added
    * Content-Length); that is the only acceptable failure. */
   if (rc == KZ_EMSGSIZE) goto done;
-  FZ_CHECK(rc == KZ_HTTP_EV_HEAD);
+  KZ_FUZZ_CHECK(rc == KZ_HTTP_EV_HEAD);
   off = used;
   rc = kz_http_parser_feed(p, b.data + off, b.len - off, &used);
-  FZ_CHECK(rc == KZ_HTTP_EV_MSG);
-  FZ_CHECK(off + used == b.len);
+  KZ_FUZZ_CHECK(rc == KZ_HTTP_EV_MSG);
+  KZ_FUZZ_CHECK(off + used == b.len);
   const struct kz_http_msg *r = kz_http_parser_msg(p);
-  FZ_CHECK(kz_slice_eq(r->method, m->method));
-  FZ_CHECK(kz_slice_eq(r->target, m->target));
-  FZ_CHECK(r->status == m->status);
-  FZ_CHECK(kz_slice_eq(r->reason, m->reason));
-  FZ_CHECK(kz_slice_eq(kz_buf_slice(&r->body), kz_buf_slice(&m->body)));
+  KZ_FUZZ_CHECK(kz_slice_eq(r->method, m->method));
+  KZ_FUZZ_CHECK(kz_slice_eq(r->target, m->target));
+  KZ_FUZZ_CHECK(r->status == m->status);
+  KZ_FUZZ_CHECK(kz_slice_eq(r->reason, m->reason));
+  KZ_FUZZ_CHECK(kz_slice_eq(kz_buf_slice(&r->body), kz_buf_slice(&m->body)));
   size_t j = 0;
   for (size_t i = 0; i < m->nheaders; i++) {
     if (fz_is_framing(m->headers[i].name)) continue;
     while (j < r->nheaders && fz_is_framing(r->headers[j].name)) j++;
-    FZ_CHECK(j < r->nheaders);
-    FZ_CHECK(kz_slice_eq(r->headers[j].name, m->headers[i].name));
-    FZ_CHECK(kz_slice_eq(r->headers[j].value, m->headers[i].value));
+    KZ_FUZZ_CHECK(j < r->nheaders);
+    KZ_FUZZ_CHECK(kz_slice_eq(r->headers[j].name, m->headers[i].name));
+    KZ_FUZZ_CHECK(kz_slice_eq(r->headers[j].value, m->headers[i].value));
     j++;
   }
 done:

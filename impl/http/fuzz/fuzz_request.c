@@ -8,13 +8,13 @@ static void on_request(const struct kz_http_msg *m, const struct kz_http_limits 
   if (kz_http_target_split(m->target, &path, &query, NULL) == 0) {
     struct kz_http_strlist segs;
     if (kz_http_path_segments(path, &segs, NULL) == 0) {
-      for (size_t i = 0; i < segs.n; i++) FZ_CHECK(strlen(segs.items[i].p) == segs.items[i].len);
+      for (size_t i = 0; i < segs.n; i++) KZ_FUZZ_CHECK(strlen(segs.items[i].p) == segs.items[i].len);
       kz_http_strlist_free(&segs);
     }
     struct kz_http_query q;
     if (query.p && kz_http_query_parse(query, &q, NULL) == 0) {
-      FZ_CHECK(q.keys.n == q.values.n);
-      for (size_t i = 0; i < q.keys.n; i++) FZ_CHECK(strlen(q.keys.items[i].p) == q.keys.items[i].len);
+      KZ_FUZZ_CHECK(q.keys.n == q.values.n);
+      for (size_t i = 0; i < q.keys.n; i++) KZ_FUZZ_CHECK(strlen(q.keys.items[i].p) == q.keys.items[i].len);
       kz_http_query_free(&q);
     }
   }

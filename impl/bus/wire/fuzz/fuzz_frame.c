@@ -3,15 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kz_fuzz.h"
 #include "kz/bus_wire.h"
 #include "kz/error.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(c)       \
-  do {                 \
-    if (!(c)) abort(); \
-  } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t off = 0;
@@ -20,16 +14,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t used = 0;
     int rc = kz_bus_wire_decode(data + off, size - off, &f, &used);
     if (rc) {
-      CHECK(rc == KZ_EAGAIN || rc == KZ_EPROTO || rc == KZ_EMSGSIZE);
+      KZ_FUZZ_CHECK(rc == KZ_EAGAIN || rc == KZ_EPROTO || rc == KZ_EMSGSIZE);
       break;
     }
-    CHECK(used >= 5 && used <= size - off);
-    CHECK(strcmp(kz_bus_wire_op_name((int)f.op), "?") != 0);
+    KZ_FUZZ_CHECK(used >= 5 && used <= size - off);
+    KZ_FUZZ_CHECK(strcmp(kz_bus_wire_op_name((int)f.op), "?") != 0);
     /* The encoding is canonical: one frame, one byte string. */
     struct kz_buf b;
     kz_buf_init(&b);
-    CHECK(kz_bus_wire_encode(&b, &f) == 0);
-    CHECK(b.len == used && memcmp(b.data, data + off, used) == 0);
+    KZ_FUZZ_CHECK(kz_bus_wire_encode(&b, &f) == 0);
+    KZ_FUZZ_CHECK(b.len == used && memcmp(b.data, data + off, used) == 0);
     kz_buf_free(&b);
     off += used;
   }

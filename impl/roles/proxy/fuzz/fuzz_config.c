@@ -3,16 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kz_fuzz.h"
+
 #include "kz/error.h"
 #include "kz/proxy.h"
-
-#define FZ_CHECK(cond)                                                            \
-  do {                                                                            \
-    if (!(cond)) {                                                                \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);    \
-      abort();                                                                    \
-    }                                                                             \
-  } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct kz_proxy_config c;
@@ -21,21 +15,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memset(err, 0x5a, sizeof err);
   int rc = kz_proxy_config_parse(&c, (const char *)data, size, err, sizeof err);
   if (rc) {
-    FZ_CHECK(rc == KZ_EPROTO || rc == KZ_ENOMEM);
-    FZ_CHECK(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
+    KZ_FUZZ_CHECK(rc == KZ_EPROTO || rc == KZ_ENOMEM);
+    KZ_FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
     return 0;
   }
   memset(err, 0x5a, sizeof err);
   rc = kz_proxy_config_check(&c, err, sizeof err);
   if (rc) {
-    FZ_CHECK(rc == KZ_EINVAL);
-    FZ_CHECK(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
+    KZ_FUZZ_CHECK(rc == KZ_EINVAL);
+    KZ_FUZZ_CHECK(memchr(err, '\0', sizeof err) != NULL && err[0] != '\0');
   }
   /* A second parse over the result of the first must not depend on
    * leftovers: parsing the same bytes again gives the same config. */
   struct kz_proxy_config again;
   kz_proxy_config_defaults(&again);
-  FZ_CHECK(kz_proxy_config_parse(&again, (const char *)data, size, NULL, 0) == 0);
-  FZ_CHECK(memcmp(&again, &c, sizeof c) == 0);
+  KZ_FUZZ_CHECK(kz_proxy_config_parse(&again, (const char *)data, size, NULL, 0) == 0);
+  KZ_FUZZ_CHECK(memcmp(&again, &c, sizeof c) == 0);
   return 0;
 }
