@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "kz/error.h"
+#include "kz/heap.h"
+#include "kz/list.h"
 #include "kz/mem.h"
 
 /* An operation in flight.  Plain operations map one HTTP response to
@@ -12,7 +14,7 @@
 enum op_kind { OP_JSON, OP_RAW, OP_SAVE_PUT, OP_SAVE_GET };
 
 struct dbop {
-  struct dbop *prev, *next; /* in the client's list */
+  struct kz_list link; /* in the client's list */
   struct kz_dbclient *c;
   enum op_kind kind;
   kz_dbclient_fn *cb;
@@ -29,7 +31,7 @@ struct kz_dbclient {
   char *base; /* without a trailing '/' */
   uint64_t timeout_ns;
   unsigned save_retries;
-  struct dbop ops; /* list head */
+  struct kz_list ops; /* of struct dbop, by link */
 };
 
 int kz_dbclient_new(struct kz_dbclient **out, struct kz_http_client *http,
@@ -47,15 +49,9 @@ int kz_dbclient_new(struct kz_dbclient **out, struct kz_http_client *http,
   c->http = http;
   c->timeout_ns = cfg->timeout_ns;
   c->save_retries = cfg->save_retries ? cfg->save_retries : 3;
-  c->ops.prev = c->ops.next = &c->ops;
+  kz_list_init(&c->ops);
   *out = c;
   return 0;
-}
-
-static void op_unlink(struct dbop *op) {
-  op->prev->next = op->next;
-  op->next->prev = op->prev;
-  op->prev = op->next = op;
 }
 
 static void op_free(struct dbop *op) {
@@ -66,9 +62,9 @@ static void op_free(struct dbop *op) {
 
 void kz_dbclient_free(struct kz_dbclient *c) {
   if (!c) return;
-  while (c->ops.next != &c->ops) {
-    struct dbop *op = c->ops.next;
-    op_unlink(op);
+  while (!kz_list_empty(&c->ops)) {
+    struct dbop *op = KZ_CONTAINER_OF(c->ops.next, struct dbop, link);
+    kz_list_remove(&op->link);
     kz_http_client_cancel(c->http, op->call);
     op_free(op);
   }
@@ -223,16 +219,13 @@ static struct dbop *op_new(struct kz_dbclient *c, enum op_kind kind, kz_dbclient
   op->kind = kind;
   op->cb = cb;
   op->arg = arg;
-  op->prev = op->next = op;
+  kz_list_init(&op->link);
   return op;
 }
 
 static void op_link(struct dbop *op) {
   struct kz_dbclient *c = op->c;
-  op->prev = c->ops.prev;
-  op->next = &c->ops;
-  c->ops.prev->next = op;
-  c->ops.prev = op;
+  kz_list_append(&c->ops, &op->link);
 }
 
 /* Starts one request for a new op; on failure the op is freed. */
@@ -322,7 +315,7 @@ static void on_http(void *arg, int result, struct kz_http_client_resp *resp) {
       r = (struct kz_dbclient_result){.err = rc, .reason = kz_strerror(rc)};
     }
   }
-  op_unlink(op);
+  kz_list_remove(&op->link);
   op->cb(op->arg, &r); /* may free the client: do not touch c after */
   op_free(op);
   if (json) json_decref(json);

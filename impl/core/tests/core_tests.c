@@ -11,6 +11,7 @@ int main(void) {
   kz_core_test_map(s);
   kz_core_test_addr(s);
   kz_core_test_bytes(s);
+  kz_core_test_list(s);
   kz_core_test_env(s);
   kz_core_test_log(s);
   return kz_run_suite(s);

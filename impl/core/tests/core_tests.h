@@ -14,6 +14,7 @@ void kz_core_test_heap(Suite *s);
 void kz_core_test_map(Suite *s);
 void kz_core_test_addr(Suite *s);
 void kz_core_test_bytes(Suite *s);
+void kz_core_test_list(Suite *s);
 void kz_core_test_env(Suite *s);
 void kz_core_test_log(Suite *s);
 

@@ -13,6 +13,7 @@
 
 #include "kz/buf.h"
 #include "kz/error.h"
+#include "kz/list.h"
 #include "kz/mem.h"
 
 #define UV_COMPONENT "uv"
@@ -34,7 +35,7 @@ enum uvh_kind { UVH_UDP, UVH_LISTENER, UVH_SPARE, UVH_STREAM, UVH_FILE };
 
 struct uvh {
   struct kz_uv_env *e;
-  struct uvh *prev, *next;
+  struct kz_list link; /* in e->handles */
   enum uvh_kind kind;
   uv_handle_t *handle; /* NULL for files */
   void *kh;            /* kz handle we hold a reference on, or NULL */
@@ -113,7 +114,7 @@ struct kz_uv_env {
   kz_uv_log_fn *log_fn;
   void *log_arg;
   uint64_t linger_ns;
-  struct uvh *head, *tail;
+  struct kz_list handles; /* of struct uvh, by link, in creation order */
   size_t n_live; /* objects on the list */
   /* One receive buffer for every handle: libuv calls each alloc_cb right
    * before the matching read callback on this one thread. */
@@ -133,27 +134,13 @@ static void uvh_link(struct kz_uv_env *e, struct uvh *h, enum uvh_kind kind,
   h->kind = kind;
   h->handle = handle;
   if (handle) handle->data = h;
-  h->prev = e->tail;
-  h->next = NULL;
-  if (e->tail)
-    e->tail->next = h;
-  else
-    e->head = h;
-  e->tail = h;
+  kz_list_append(&e->handles, &h->link);
   e->n_live++;
 }
 
 static void uvh_unlink(struct uvh *h) {
-  struct kz_uv_env *e = h->e;
-  if (h->prev)
-    h->prev->next = h->next;
-  else
-    e->head = h->next;
-  if (h->next)
-    h->next->prev = h->prev;
-  else
-    e->tail = h->prev;
-  e->n_live--;
+  kz_list_remove(&h->link);
+  h->e->n_live--;
 }
 
 /* The last step for every libuv-backed object: libuv is done with the
@@ -1125,6 +1112,7 @@ int kz_uv_env_new(struct kz_uv_env **out, uv_loop_t *loop, const char *name,
     return rc;
   }
   e->loop = loop;
+  kz_list_init(&e->handles);
   e->linger_ns = UV_DEFAULT_LINGER_NS;
   if (data_dir) {
     size_t n = strlen(data_dir);
@@ -1165,9 +1153,11 @@ void kz_uv_env_free(struct kz_uv_env *e) {
   e->freeing = true;
   uv_timer_stop(&e->timer);
   uv_close((uv_handle_t *)&e->timer, timer_closed_cb);
-  struct uvh *h = e->head;
-  while (h) {
-    struct uvh *next = h->next;
+  /* Closing h never unlinks the handle after it, so that one, saved
+   * first, stays valid. */
+  for (struct kz_list *l = e->handles.next, *next; l != &e->handles; l = next) {
+    next = l->next;
+    struct uvh *h = KZ_CONTAINER_OF(l, struct uvh, link);
     if (h->kind == UVH_FILE) {
       struct uv_file_impl *fi = (struct uv_file_impl *)h;
       ((struct kz_file *)fi->h.kh)->impl = NULL;
@@ -1182,7 +1172,6 @@ void kz_uv_env_free(struct kz_uv_env *e) {
         uvh_close(h);
       }
     }
-    h = next;
   }
   env_maybe_finish(e);
 }

@@ -5,6 +5,7 @@
 #include "kz/error.h"
 #include "kz/http_client.h"
 #include "kz/http_write.h"
+#include "kz/list.h"
 #include "kz/map.h"
 #include "kz/mem.h"
 
@@ -31,29 +32,11 @@
  *    backend sidesteps that with fresh connections); a fresh connection
  *    failing is an answer. */
 
-struct hc_link {
-  struct hc_link *prev, *next;
-};
-
-static void link_init(struct hc_link *l) { l->prev = l->next = l; }
-static bool link_empty(const struct hc_link *l) { return l->next == l; }
-static void link_remove(struct hc_link *l) {
-  l->prev->next = l->next;
-  l->next->prev = l->prev;
-  link_init(l);
-}
-static void link_insert_before(struct hc_link *pos, struct hc_link *l) {
-  l->prev = pos->prev;
-  l->next = pos;
-  pos->prev->next = l;
-  pos->prev = l;
-}
-
 struct sclient;
 struct shost;
 
 struct sconn {
-  struct hc_link link; /* in host->conns */
+  struct kz_list link; /* in host->conns */
   struct shost *h;
   struct kz_stream *s;
   struct kz_http_parser *p;
@@ -66,17 +49,17 @@ struct sconn {
 };
 
 struct shost {
-  struct hc_link link; /* in client->hosts_list, creation order */
+  struct kz_list link; /* in client->hosts_list, creation order */
   struct sclient *c;
   struct kz_addr addr;
-  struct hc_link conns;
+  struct kz_list conns;
   unsigned n_conns;
-  struct hc_link queue;  /* waiting calls */
-  struct hc_link failed; /* calls whose error is reported by their timer */
+  struct kz_list queue;  /* waiting calls */
+  struct kz_list failed; /* calls whose error is reported by their timer */
 };
 
 struct kz_http_call {
-  struct hc_link link; /* in host->queue while waiting */
+  struct kz_list link; /* in host->queue while waiting */
   struct sclient *c;
   struct shost *h;
   struct sconn *conn;
@@ -96,7 +79,7 @@ struct sclient {
   struct kz_http_client_cfg cfg;
   char *user_agent;
   struct kz_map hosts; /* "ip:port" -> struct shost */
-  struct hc_link hosts_list;
+  struct kz_list hosts_list;
   struct kz_http_client_stats stats;
   unsigned depth;
   bool dead;
@@ -121,7 +104,8 @@ static void leave(struct sclient *c) {
     return;
   }
   c->depth++;
-  for (struct hc_link *l = c->hosts_list.next; l != &c->hosts_list; l = l->next) dispatch(HOST_OF(l));
+  struct kz_list *l;
+  KZ_LIST_FOREACH(l, &c->hosts_list) dispatch(HOST_OF(l));
   c->depth--;
 }
 
@@ -130,7 +114,7 @@ static void leave(struct sclient *c) {
 
 static void call_free(struct kz_http_call *call) {
   kz_timer_stop(&call->timer);
-  link_remove(&call->link);
+  kz_list_remove(&call->link);
   kz_buf_free(&call->wire);
   kz_free(call);
 }
@@ -156,8 +140,8 @@ static void call_complete(struct kz_http_call *call, int result, struct kz_http_
  * deadline, if it had one, or until the client goes. */
 static void call_fail_later(struct kz_http_call *call, int err) {
   call->pending_err = err;
-  link_remove(&call->link);
-  link_insert_before(&call->h->failed, &call->link);
+  kz_list_remove(&call->link);
+  kz_list_insert_before(&call->h->failed, &call->link);
   (void)kz_timer_start(&call->timer, 0);
 }
 
@@ -172,7 +156,7 @@ static void conn_free(struct sconn *k) {
   kz_timer_stop(&k->idle);
   kz_stream_close(k->s);
   kz_http_parser_free(k->p);
-  link_remove(&k->link);
+  kz_list_remove(&k->link);
   h->n_conns--;
   kz_free(k);
 }
@@ -195,8 +179,8 @@ static struct sconn *conn_new(struct shost *h, int *err) {
   }
   k->h = h;
   kz_timer_init(&k->idle, c->env, conn_idle_cb, k);
-  link_init(&k->link);
-  link_insert_before(&h->conns, &k->link);
+  kz_list_init(&k->link);
+  kz_list_insert_before(&h->conns, &k->link);
   h->n_conns++;
   c->stats.connects++;
   return k;
@@ -208,7 +192,7 @@ static bool conn_is_idle(const struct sconn *k) { return k->open && !k->call && 
 static void conn_assign(struct sconn *k, struct kz_http_call *call) {
   struct sclient *c = k->h->c;
   kz_timer_stop(&k->idle);
-  link_remove(&call->link);
+  kz_list_remove(&call->link);
   k->call = call;
   k->got_bytes = false;
   call->conn = k;
@@ -337,7 +321,7 @@ static void conn_on_close(void *arg, struct kz_stream *s, int status) {
      * idempotent request goes again, first in line. */
     call->retries_left--;
     c->stats.retries++;
-    link_insert_before(h->queue.next, &call->link);
+    kz_list_insert_before(h->queue.next, &call->link);
     leave(c);
     return;
   }
@@ -358,9 +342,10 @@ static const struct kz_stream_cbs conn_cbs = {
 
 static void dispatch(struct shost *h) {
   struct sclient *c = h->c;
-  while (!link_empty(&h->queue)) {
+  while (!kz_list_empty(&h->queue)) {
     struct sconn *k = NULL;
-    for (struct hc_link *l = h->conns.next; l != &h->conns; l = l->next) {
+    struct kz_list *l;
+    KZ_LIST_FOREACH(l, &h->conns) {
       if (conn_is_idle(CONN_OF(l))) {
         k = CONN_OF(l);
         break;
@@ -372,7 +357,7 @@ static void dispatch(struct shost *h) {
       int err = 0;
       k = conn_new(h, &err);
       if (!k) {
-        link_remove(&call->link);
+        kz_list_remove(&call->link);
         call_fail_later(call, err);
         continue;
       }
@@ -408,11 +393,11 @@ static struct shost *host_get(struct sclient *c, const struct kz_addr *addr) {
   }
   h->c = c;
   h->addr = *addr;
-  link_init(&h->conns);
-  link_init(&h->queue);
-  link_init(&h->failed);
-  link_init(&h->link);
-  link_insert_before(&c->hosts_list, &h->link);
+  kz_list_init(&h->conns);
+  kz_list_init(&h->queue);
+  kz_list_init(&h->failed);
+  kz_list_init(&h->link);
+  kz_list_insert_before(&c->hosts_list, &h->link);
   return h;
 }
 
@@ -479,7 +464,7 @@ static int s_request(struct kz_http_client *base, const struct kz_http_client_re
   call->head = !strcmp(req->method, "HEAD");
   call->retries_left =
       req->no_retry || !kz_http_client_method_idempotent(req->method) ? 0 : c->cfg.max_retries;
-  link_init(&call->link);
+  kz_list_init(&call->link);
   kz_timer_init(&call->timer, c->env, call_timer_cb, call);
   uint64_t to = req->timeout_ns ? req->timeout_ns : c->cfg.default_timeout_ns;
   if (to != UINT64_MAX && kz_timer_start(&call->timer, to)) {
@@ -487,7 +472,7 @@ static int s_request(struct kz_http_client *base, const struct kz_http_client_re
     kz_free(call);
     return KZ_ENOMEM;
   }
-  link_insert_before(&h->queue, &call->link);
+  kz_list_insert_before(&h->queue, &call->link);
   c->stats.requests++;
   if (out) *out = call;
   if (c->depth == 0) dispatch(h);
@@ -528,16 +513,16 @@ static void s_cancel(struct kz_http_client *base, struct kz_http_call *call) {
 }
 
 static void teardown(struct sclient *c) {
-  while (!link_empty(&c->hosts_list)) {
+  while (!kz_list_empty(&c->hosts_list)) {
     struct shost *h = HOST_OF(c->hosts_list.next);
-    while (!link_empty(&h->conns)) {
+    while (!kz_list_empty(&h->conns)) {
       struct sconn *k = CONN_OF(h->conns.next);
       if (k->call) call_free(k->call);
       conn_free(k);
     }
-    while (!link_empty(&h->queue)) call_free(CALL_OF(h->queue.next));
-    while (!link_empty(&h->failed)) call_free(CALL_OF(h->failed.next));
-    link_remove(&h->link);
+    while (!kz_list_empty(&h->queue)) call_free(CALL_OF(h->queue.next));
+    while (!kz_list_empty(&h->failed)) call_free(CALL_OF(h->failed.next));
+    kz_list_remove(&h->link);
     kz_free(h);
   }
   kz_map_free(&c->hosts);
@@ -577,7 +562,7 @@ int kz_http_client_stream_new(struct kz_http_client **out, struct kz_env *env,
   c->base.ops = &stream_ops;
   c->env = env;
   kz_map_init(&c->hosts, UINT64_C(0x6b7a687474706331), false);
-  link_init(&c->hosts_list);
+  kz_list_init(&c->hosts_list);
   *out = &c->base;
   return 0;
 }

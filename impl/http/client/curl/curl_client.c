@@ -7,6 +7,7 @@
 
 #include "kz/error.h"
 #include "kz/http_curl.h"
+#include "kz/list.h"
 #include "kz/mem.h"
 
 /* The standard multi-socket integration (curl's docs/examples/multi-uv.c):
@@ -20,23 +21,6 @@
  * until the close callbacks of its timer and of every poll handle have
  * run (open_handles drops to 0 after destroy). */
 
-struct clink {
-  struct clink *prev, *next;
-};
-
-static void clink_init(struct clink *l) { l->prev = l->next = l; }
-static void clink_remove(struct clink *l) {
-  l->prev->next = l->next;
-  l->next->prev = l->prev;
-  clink_init(l);
-}
-static void clink_push(struct clink *head, struct clink *l) {
-  l->prev = head->prev;
-  l->next = head;
-  head->prev->next = l;
-  head->prev = l;
-}
-
 struct cclient {
   struct kz_http_client base;
   uv_loop_t *loop;
@@ -44,8 +28,8 @@ struct cclient {
   uv_timer_t timer;
   struct kz_http_client_cfg cfg;
   char *user_agent;
-  struct clink calls;
-  struct clink socks;
+  struct kz_list calls;
+  struct kz_list socks;
   size_t open_handles; /* uv handles not yet closed */
   unsigned depth;
   bool dead;     /* destroy was called */
@@ -54,13 +38,13 @@ struct cclient {
 
 struct csock {
   uv_poll_t poll;
-  struct clink link;
+  struct kz_list link;
   struct cclient *c;
   curl_socket_t fd;
 };
 
 struct kz_http_call {
-  struct clink link;
+  struct kz_list link;
   struct cclient *c;
   CURL *easy;
   struct curl_slist *hdrs;
@@ -102,7 +86,7 @@ static void handle_closed(uv_handle_t *h) {
 }
 
 static void sock_close(struct csock *k) {
-  clink_remove(&k->link);
+  kz_list_remove(&k->link);
   uv_poll_stop(&k->poll);
   k->poll.data = k->c;
   uv_close((uv_handle_t *)&k->poll, handle_closed);
@@ -143,8 +127,8 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     }
     k->c = c;
     k->fd = s;
-    clink_init(&k->link);
-    clink_push(&c->socks, &k->link);
+    kz_list_init(&k->link);
+    kz_list_append(&c->socks, &k->link);
     c->open_handles++;
     curl_multi_assign(c->multi, s, k);
   }
@@ -213,7 +197,7 @@ static size_t header_cb(char *ptr, size_t size, size_t n, void *userdata) {
 }
 
 static void call_free(struct kz_http_call *call) {
-  clink_remove(&call->link);
+  kz_list_remove(&call->link);
   if (call->easy) {
     curl_multi_remove_handle(call->c->multi, call->easy);
     curl_easy_cleanup(call->easy);
@@ -432,7 +416,7 @@ static int c_request(struct kz_http_client *base, const struct kz_http_client_re
   call->c = c;
   call->cb = cb;
   call->arg = arg;
-  clink_init(&call->link);
+  kz_list_init(&call->link);
   rc = setup(c, call, req, &t);
   if (!rc && curl_multi_add_handle(c->multi, call->easy) != CURLM_OK) rc = KZ_ENOMEM;
   if (rc) {
@@ -442,7 +426,7 @@ static int c_request(struct kz_http_client *base, const struct kz_http_client_re
     call_free(call);
     return rc;
   }
-  clink_push(&c->calls, &call->link);
+  kz_list_append(&c->calls, &call->link);
   if (out) *out = call;
   return 0;
 }
@@ -451,11 +435,11 @@ static void c_cancel(struct kz_http_client *base, struct kz_http_call *call) { c
 
 static void teardown(struct cclient *c) {
   c->torn = true;
-  while (c->calls.next != &c->calls) call_free(CALL_OF(c->calls.next));
+  while (!kz_list_empty(&c->calls)) call_free(CALL_OF(c->calls.next));
   /* multi_cleanup may still tell us to drop sockets (socket_cb REMOVE). */
   curl_multi_cleanup(c->multi);
   c->multi = NULL;
-  while (c->socks.next != &c->socks) sock_close(SOCK_OF(c->socks.next));
+  while (!kz_list_empty(&c->socks)) sock_close(SOCK_OF(c->socks.next));
   uv_timer_stop(&c->timer);
   uv_close((uv_handle_t *)&c->timer, handle_closed);
 }
@@ -490,8 +474,8 @@ int kz_http_curl_new(struct kz_http_client **out, uv_loop_t *loop,
   if (!c->user_agent || !c->multi) goto nomem;
   c->base.ops = &curl_ops;
   c->loop = loop;
-  clink_init(&c->calls);
-  clink_init(&c->socks);
+  kz_list_init(&c->calls);
+  kz_list_init(&c->socks);
   if (uv_timer_init(loop, &c->timer)) goto nomem;
   c->timer.data = c;
   c->open_handles = 1;
