@@ -62,6 +62,15 @@ struct kz_db {
   bool txn_seq_dirty;
   int64_t *txn_vcount;   /* kz_db_native_views_n deltas of txn_dbid */
   bool txn_vcount_dirty;
+
+  /* Scratch buffers reused by every write instead of allocated per
+   * document (store.c frees them): the stored text of the body being
+   * written (docs.c), and a view row's collation key, key text and
+   * value text (views.c).  A bulk write otherwise made and freed a few
+   * growing buffers per document, and each one that grew past 1 KiB
+   * made glibc's malloc sweep all the small blocks freed before it. */
+  struct kz_buf scratch_body;
+  struct kz_buf scratch_k, scratch_kt, scratch_vt;
 };
 
 /* ------------------------------------------------------------------ */
@@ -98,6 +107,23 @@ int kz_db_json_dump(struct kz_buf *out, const json_t *j, size_t flags);
  * JSON_ENCODE_ANY), faster.  On failure out is left as it was.
  * Returns 0, KZ_EINVAL (j NULL) or KZ_ENOMEM. */
 int kz_db_json_write(struct kz_buf *out, const json_t *j);
+/* Appends s (len bytes, valid UTF-8) as a JSON string, escaped as
+ * kz_db_json_write escapes strings.  0 or KZ_ENOMEM (out unchanged). */
+int kz_db_json_write_str(struct kz_buf *out, const char *s, size_t len);
+/* Appends the stored body of a document object: the bytes
+ * kz_db_json_write gives for a copy of doc without its top-level
+ * members whose names start with '_' (_id, _rev, _attachments...),
+ * without making that copy.  0, KZ_EINVAL (doc not an object) or
+ * KZ_ENOMEM (out unchanged). */
+int kz_db_json_write_body(struct kz_buf *out, const json_t *doc);
+
+/* Parses JSON text into the values json_loadb(text, len,
+ * JSON_DECODE_ANY | JSON_ALLOW_NUL) gives, faster (json_fast.c).  It
+ * declines what it is not sure about (KZ_EPROTO: every syntax error,
+ * and some valid rarities), so callers then ask json_loadb, whose
+ * answer stands.  *out (new reference) is set only on success.
+ * Returns 0, KZ_EPROTO or KZ_ENOMEM. */
+int kz_db_json_parse(const char *text, size_t len, json_t **out);
 
 /* ------------------------------------------------------------------ */
 /* Revisions (rev.c)                                                    */
@@ -262,11 +288,21 @@ struct kz_db_update_opts {
   bool new_edits;
   const char *docid; /* from the URL, overrides/validates _id */
   int64_t dbid;
+  /* For bulk writes: when ok_out is set, a success appends its result
+   * object's JSON text ({"ok":true,"id":..,"rev":..}) to ok_out and
+   * leaves *result NULL, instead of building a jansson object; with
+   * ok_quiet, a success produces no result at all (replication only
+   * hears about failures).  Failures always come as *result. */
+  struct kz_buf *ok_out;
+  bool ok_quiet;
 };
 /* Applies one document update inside the current transaction.  On
  * success *result = {"ok":true,"id":..,"rev":..}; on a per-document
  * failure *status is the HTTP status and *result the error object
- * {"id":..,"error":..,"reason":..}; returns 0 in both cases and KZ_EIO
+ * {"id":..,"error":..,"reason":..} (see ok_out and ok_quiet in the
+ * options for successes without a result object; doc is only read, and
+ * is passed as is, with its '_' members, to the view maps, which read
+ * named fields only); returns 0 in both cases and KZ_EIO
  * (or KZ_ENOMEM) when the store failed and the transaction must roll
  * back. */
 int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc,

@@ -174,25 +174,29 @@ static bool ctype_ok(const char *s) {
   return true;
 }
 
-/* The stored text of a body: compact JSON (the bytes json_dumps gives,
- * see kz_db_json_write), NUL-terminated, freed with kz_free. */
-static char *body_text(const json_t *body) {
-  struct kz_buf b = {0};
-  if (kz_db_json_write(&b, body) || kz_buf_append_byte(&b, 0)) {
-    kz_buf_free(&b);
-    return NULL;
-  }
-  return (char *)b.data;
+/* The stored text of a document's body: compact JSON (the bytes
+ * json_dumps gives, see kz_db_json_write) of its members but the '_'
+ * ones, NUL-terminated, in the instance's scratch buffer: valid until
+ * the next body_text.  NULL on ENOMEM. */
+static const char *body_text(struct kz_db *db, const json_t *doc, size_t *len) {
+  struct kz_buf *b = &db->scratch_body;
+  kz_buf_reset(b);
+  if (kz_db_json_write_body(b, doc) || kz_buf_reserve(b, 1)) return NULL;
+  b->data[b->len] = 0; /* kz_buf keeps a NUL after its bytes */
+  *len = b->len;
+  return (const char *)b->data;
 }
 
 /* Writes a new revision under `parent` (-1 for a first revision) with
- * a body and attachment metadata (owned by the caller).  Returns 0 and
+ * the body of doc (its members but the '_' ones) and attachment
+ * metadata (owned by the caller).  Returns 0 and
  * the new rev, KZ_ECONFLICT when that exact revision exists, KZ_EIO or
  * KZ_ENOMEM. */
 static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t,
                          int parent, bool deleted, const json_t *body, const json_t *atts,
                          struct kz_db_rev *out) {
-  char *btxt = body_text(body);
+  size_t blen = 0;
+  const char *btxt = body_text(db, body, &blen);
   char *atxt = atts && json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   int rc = KZ_ENOMEM;
   if (!btxt || (atts && json_object_size(atts) && !atxt)) goto out;
@@ -200,7 +204,7 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
   /* A copy: tree_add may move the nodes. */
   struct kz_db_rev prev_copy = parent >= 0 ? t->nodes[parent].rev : (struct kz_db_rev){0};
   const struct kz_db_rev *prev = parent >= 0 ? &prev_copy : NULL;
-  kz_db_rev_hash(deleted, prev, btxt, strlen(btxt), atxt, atxt ? strlen(atxt) : 0, rev.hash);
+  kz_db_rev_hash(deleted, prev, btxt, blen, atxt, atxt ? strlen(atxt) : 0, rev.hash);
   if (kz_db_tree_find(t, &rev) >= 0) {
     rc = KZ_ECONFLICT;
     goto out;
@@ -217,7 +221,6 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
   if ((rc = doc_row_update(db, dbid, docid, t, seq, idx, body, fresh))) goto out;
   *out = rev;
 out:
-  kz_free(btxt);
   free(atxt);
   return rc;
 }
@@ -499,24 +502,20 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
   }
   if (json_is_null(in_atts)) in_atts = NULL;
 
-  json_t *body = json_object();
-  if (!body) return KZ_ENOMEM;
+  /* The body is doc without its '_' members: body_text skips them and
+   * the maps never read them, so no copy is made. */
   const char *k;
   json_t *v;
   json_object_foreach(doc, k, v) {
-    if (k[0] == '_') {
-      if (!is_special_allowed(k)) {
-        char reason[200];
-        snprintf(reason, sizeof reason, "Bad special document member: %.150s", k);
-        json_decref(body);
-        *status = 400;
-        *result = err_obj(id, "doc_validation", reason);
-        return 0;
-      }
-      continue;
+    if (k[0] == '_' && !is_special_allowed(k)) {
+      char reason[200];
+      snprintf(reason, sizeof reason, "Bad special document member: %.150s", k);
+      *status = 400;
+      *result = err_obj(id, "doc_validation", reason);
+      return 0;
     }
-    json_object_set(body, k, v);
   }
+  json_t *body = json_incref(doc);
 
   struct kz_db_tree t;
   int rc = kz_db_store_tree(db, o->dbid, id, &t);
@@ -574,7 +573,8 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
       goto out;
     }
     if (rc) goto out;
-    char *btxt = body_text(body);
+    size_t blen = 0;
+    const char *btxt = body_text(db, body, &blen);
     char *atxt = json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     int64_t seq = 0;
     rc = btxt ? kz_db_store_next_seq(db, o->dbid, &seq) : KZ_ENOMEM;
@@ -604,7 +604,6 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
                           leaf ? btxt : NULL, leaf ? atxt : NULL);
     }
     if (!rc) rc = doc_row_update(db, o->dbid, id, &t, seq, written, body, fresh);
-    kz_free(btxt);
     free(atxt);
     if (rc) goto out;
   }
@@ -612,6 +611,19 @@ ok: {
   char rbuf[96];
   kz_db_rev_format(&rev, rbuf, sizeof rbuf);
   *status = 201;
+  if (o->ok_quiet) goto out;
+  if (o->ok_out) {
+    /* The bytes kz_db_json_write gives for the object below. */
+    struct kz_buf *b = o->ok_out;
+    size_t mark = b->len;
+    if (kz_buf_append(b, "{\"ok\":true,\"id\":", 16) || kz_db_json_write_str(b, id, strlen(id)) ||
+        kz_buf_append(b, ",\"rev\":", 7) || kz_db_json_write_str(b, rbuf, strlen(rbuf)) ||
+        kz_buf_append_byte(b, '}')) {
+      kz_buf_truncate(b, mark);
+      rc = KZ_ENOMEM;
+    }
+    goto out;
+  }
   *result = json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "rev", rbuf);
   if (!*result) rc = KZ_ENOMEM;
   goto out;

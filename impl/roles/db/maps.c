@@ -125,7 +125,7 @@ static int map_devices_sip_credentials(struct kz_db_emits *e, const char *id, co
       rc = THROW;
       goto out;
     }
-    json_t *v = json_deep_copy(sip);
+    json_t *v = json_copy((json_t *)sip); /* shallow: only v's own members change */
     if (!v) {
       json_decref(key);
       rc = KZ_ENOMEM;
@@ -344,7 +344,7 @@ static int map_credentials_lookup(struct kz_db_emits *e, const char *id, const j
   if (!sip) return 0;
   if (json_is_null(sip)) return THROW; /* sip.id = ... on null */
   if (!json_is_object(sip)) return 0;  /* properties on a primitive vanish: no realm, no rows */
-  json_t *v = json_deep_copy(sip);
+  json_t *v = json_copy((json_t *)sip); /* shallow: only v's own members change */
   json_t *mobile = json_string("mobile");
   if (!v || !mobile) {
     json_decref(v);

@@ -156,6 +156,116 @@ START_TEST(test_json_writer_matches_jansson) {
 }
 END_TEST
 
+/* A stored body is the document without its '_' members, written as
+ * json_dumps writes that copy. */
+START_TEST(test_json_body_writer) {
+  struct kz_prng g;
+  kz_prng_seed(&g, 78);
+  for (int i = 0; i < 1000; i++) {
+    json_t *doc = json_object(), *copy = json_object();
+    for (int k = (int)kz_prng_below(&g, 7); k > 0; k--) {
+      char key[16];
+      snprintf(key, sizeof key, "%s%u", kz_prng_below(&g, 3) ? "k" : "_", (unsigned)kz_prng_below(&g, 8));
+      json_t *v = rand_json(&g, 1);
+      json_object_set(doc, key, v);
+      if (key[0] != '_') json_object_set(copy, key, v);
+      json_decref(v);
+    }
+    char *want = json_dumps(copy, JSON_COMPACT);
+    struct kz_buf got = {0};
+    ck_assert_int_eq(kz_db_json_write_body(&got, doc), 0);
+    ck_assert_msg(got.len == strlen(want) && !memcmp(got.data, want, got.len), "got %.*s want %s", (int)got.len,
+                  (const char *)got.data, want);
+    free(want);
+    kz_buf_free(&got);
+    json_decref(doc);
+    json_decref(copy);
+  }
+  struct kz_buf b = {0};
+  ck_assert_int_eq(kz_db_json_write_body(&b, json_null()), KZ_EINVAL);
+  ck_assert_int_eq(kz_db_json_write_str(&b, "a\"\x01", 3), 0);
+  ck_assert_str_eq((const char *)b.data, "\"a\\\"\\u0001\"");
+  kz_buf_free(&b);
+}
+END_TEST
+
+/* kz_db_json_parse against json_loadb on one text: when the direct
+ * parser accepts, jansson accepts and gives equal values with members
+ * in the same order; when jansson refuses, so does the direct parser. */
+static void parse_same(const char *text, size_t len) {
+  json_error_t err;
+  json_t *want = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  json_t *got = NULL;
+  int rc = kz_db_json_parse(text, len, &got);
+  if (!want) {
+    ck_assert_msg(rc != 0, "accepted what jansson refuses: [%.*s] (%s)", (int)len, text, err.text);
+    ck_assert_ptr_null(got);
+    return;
+  }
+  if (rc == 0) {
+    ck_assert_msg(json_equal(want, got), "values differ on [%.*s]", (int)len, text);
+    char *a = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY), *b = json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY);
+    ck_assert_msg(a && b && !strcmp(a, b), "texts differ on [%.*s]: %s vs %s", (int)len, text, a, b);
+    free(a);
+    free(b);
+  } else {
+    ck_assert_int_eq(rc, KZ_EPROTO);
+    ck_assert_ptr_null(got);
+  }
+  json_decref(want);
+  json_decref(got);
+}
+
+START_TEST(test_json_parser_matches_jansson) {
+  static const char *const cases[] = {
+      "", " ", "{}", "[]", " { \"a\" : [ 1 , 2 ] , \"b\":{}}\r\n", "0", "-0", "01", "-01", "-", "1.", ".5", "1.5",
+      "-1.25e-7", "1E400", "1e+2", "123456789012345678", "-123456789012345678", "1234567890123456789",
+      "9223372036854775807", "9223372036854775808", "-9223372036854775808", "\"\\ud83d\\ude00\"", "\"\\ud83d\"",
+      "\"\\ud83dx\"", "\"\\ude00\"", "\"\\ud83d\\u0041\"", "\"\\u0000\"", "\"a\\u0000b\"", "{\"a\\u0000\":1}",
+      "{\"a\":1,\"a\":2,\"b\":3,\"a\":4}", "[1,]", "[1 2]", "{\"a\" 1}", "{\"a\":}", "{,}", "{\"a\":1,}",
+      "\"\xc3\xa9\"", "\"\xc3\"", "\"\xc3(\"", "\"\xed\xa0\x80\"", "\"\xc0\x80\"", "\"\xf4\x90\x80\x80\"",
+      "\"\xf0\x9f\x98\x80\"", "\"\x01\"", "\"\x7f\"", "true", "true ", "truex", "nul", "null", "false", "[true,false,null]",
+      "\"\\/\\b\\f\\n\\r\\t\\\"\\\\\"", "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "\"abc", "1 2", "\xef\xbb\xbf{}",
+      "{\"docs\":[{\"_id\":\"a\",\"v\":1.0},{\"_id\":\"b\",\"n\":-3}],\"new_edits\":false}", "[\"\\u00e9\\u00E9\"]",
+      "{\"\xc3\xa9\":\"\\u002F\"}", "[1e5,1E-5,-0.0,0.1]", "\t\n[]\t\n", "{\"a\":[[[]]]}", "[", "]", "{\"a\"",
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) parse_same(cases[i], strlen(cases[i]));
+  /* Embedded NUL bytes (outside and inside strings). */
+  parse_same("[1]\0", 4);
+  parse_same("\"a\0b\"", 5);
+  /* Nesting: below the direct parser's limit, past it (jansson takes
+   * over), and past jansson's. */
+  static char deep[5000];
+  for (int depth = 200; depth <= 2400; depth += 1100) {
+    for (int k = 0; k < depth; k++) deep[k] = '[', deep[depth + k] = ']';
+    parse_same(deep, 2 * (size_t)depth);
+  }
+  /* Random documents in jansson's own text, compact and indented, then
+   * the same texts with random bytes changed, dropped or added. */
+  struct kz_prng g;
+  kz_prng_seed(&g, 79);
+  for (int i = 0; i < 4000; i++) {
+    json_t *j = rand_json(&g, 0);
+    char *t = json_dumps(j, JSON_ENCODE_ANY | (kz_prng_below(&g, 2) ? JSON_COMPACT : JSON_INDENT(1)));
+    json_decref(j);
+    ck_assert_ptr_nonnull(t);
+    size_t n = strlen(t);
+    parse_same(t, n);
+    static const char bytes[] = "{}[]\",:\\u0123456789eE+-.tfn \xc3\xa9\x01";
+    for (int m = (int)kz_prng_below(&g, 4); m > 0 && n > 0; m--) {
+      size_t at = kz_prng_below(&g, n);
+      switch (kz_prng_below(&g, 3)) {
+      case 0: t[at] = bytes[kz_prng_below(&g, sizeof bytes - 1)]; break;
+      case 1: memmove(t + at, t + at + 1, n - at), n--; break;
+      default: t[at] = (char)kz_prng_below(&g, 256); break;
+      }
+    }
+    parse_same(t, n);
+    free(t);
+  }
+}
+END_TEST
+
 /* CouchDB answers "/db/" as "/db" (PouchDB asks with the slash). */
 START_TEST(test_db_trailing_slash) {
   req_ok(404, "GET", "/s/", NULL);
@@ -411,6 +521,12 @@ START_TEST(test_bulk_docs) {
                              "{\"_id\":\"_bad\"}]}");
   ck_assert(json_is_array(r->json));
   ck_assert_int_eq(json_array_size(r->json), 5);
+  /* Written as text, byte for byte what json_dumps gave. */
+  ck_assert_int_eq(strncmp((const char *)r->body.data, "[{\"ok\":true,\"id\":\"a\",\"rev\":\"1-", 30), 0);
+  char *dumped = json_dumps(r->json, JSON_COMPACT);
+  ck_assert_int_eq(r->body.len, strlen(dumped));
+  ck_assert_int_eq(memcmp(r->body.data, dumped, r->body.len), 0);
+  free(dumped);
   json_t *e0 = json_array_get(r->json, 0);
   ck_assert(json_is_true(json_object_get(e0, "ok")));
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 2), "id")) ? "x" : "", "x");
@@ -929,6 +1045,8 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_db_trailing_slash);
   tcase_add_test(tc, test_nul_in_strings);
   tcase_add_test(tc, test_json_writer_matches_jansson);
+  tcase_add_test(tc, test_json_body_writer);
+  tcase_add_test(tc, test_json_parser_matches_jansson);
   tcase_add_test(tc, test_design_and_misc);
   tcase_add_test(tc, test_deterministic);
   tcase_add_test(tc, test_start_alloc_failures);

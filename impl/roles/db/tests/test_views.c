@@ -395,6 +395,35 @@ START_TEST(test_index_durable_and_conflicts) {
   kz_sim_run_for(T.sim, 10 * MS);
   r = view(200, path, NULL);
   ck_assert_int_eq(json_array_size(rows(r)), 1);
+  /* An index in an older layout (version 2 clustered vrows WITHOUT
+   * ROWID on its order) is dropped and rebuilt in the current one. */
+  struct kz_db *db = th_db(&T);
+  ck_assert_int_eq(kz_db_sql_exec(db, "DROP TABLE vrows"), 0);
+  ck_assert_int_eq(kz_db_sql_exec(db, "CREATE TABLE vrows(db INTEGER NOT NULL, view TEXT NOT NULL,"
+                                      " k BLOB NOT NULL, doc TEXT NOT NULL, n INTEGER NOT NULL,"
+                                      " key TEXT NOT NULL, value TEXT NOT NULL,"
+                                      " PRIMARY KEY(db, view, k, doc, n)) WITHOUT ROWID"),
+                   0);
+  ck_assert_int_eq(kz_db_sql_exec(db, "CREATE INDEX vrows_by_doc ON vrows(db, doc)"), 0);
+  ck_assert_int_eq(kz_db_sql_exec(db, "UPDATE kv SET value='2' WHERE name='views_version'"), 0);
+  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
+  kz_sim_run_for(T.sim, 10 * MS);
+  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
+  kz_sim_run_for(T.sim, 10 * MS);
+  db = th_db(&T);
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT sql FROM sqlite_master WHERE name='vrows'");
+  ck_assert_ptr_nonnull(st);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  ck_assert_ptr_null(strstr((const char *)sqlite3_column_text(st, 0), "WITHOUT ROWID"));
+  kz_db_sql_done(db, st);
+  st = kz_db_sql(db, "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('vrows_order', 'vrows_by_doc')");
+  ck_assert_ptr_nonnull(st);
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+  kz_db_sql_done(db, st);
+  r = view(200, path, NULL);
+  ck_assert_int_eq(json_array_size(rows(r)), 1);
+  ck_assert_str_eq(row_str(r, 0, "key"), "two");
   /* Deleting the database drops its rows. */
   req_ok(200, "DELETE", "/cx", NULL);
   put("/cx", NULL);
