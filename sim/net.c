@@ -187,11 +187,7 @@ void kz_sim_net_udp_close(struct kz_sim_proc *p, struct kz_udp *u) {
 static void dgram_drop_trace(struct kz_sim *sim, const struct kz_sim_host *at,
                              const struct dgram_ev *d, const char *reason) {
   sim->stats.udp_dropped++;
-  kz_sim_tr_begin(sim, "udp_drop");
-  kz_sim_tr_who(sim, at, NULL);
-  kz_sim_tr_addr(sim, "src", &d->src);
-  kz_sim_tr_addr(sim, "dst", &d->dst);
-  kz_sim_tr_payload_hashed(sim, d->len, d->hash);
+  kz_sim_tr_dgram(sim, "udp_drop", at, NULL, &d->src, &d->dst, d->len, d->hash);
   kz_sim_tr_str(sim, "reason", reason);
   kz_sim_tr_end(sim);
 }
@@ -238,11 +234,7 @@ static void dgram_fire(struct kz_sim *sim, struct sim_event *ev) {
       return;
     }
     sim->stats.udp_delivered++;
-    kz_sim_tr_begin(sim, "udp_recv");
-    kz_sim_tr_who(sim, h, b->proc);
-    kz_sim_tr_addr(sim, "src", &d->src);
-    kz_sim_tr_addr(sim, "dst", &d->dst);
-    kz_sim_tr_payload_hashed(sim, d->len, d->hash);
+    kz_sim_tr_dgram(sim, "udp_recv", h, b->proc, &d->src, &d->dst, d->len, d->hash);
     kz_sim_tr_end(sim);
     kz_udp_deliver(b->udp, &d->src, d->data, d->len);
   }
@@ -317,11 +309,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
   struct dgram_ev *d = dgram_new(sim, &src, to, data, len, kz_hash64(data, len, 0));
   if (!d) return KZ_ENOMEM;
   sim->stats.udp_sent++;
-  kz_sim_tr_begin(sim, "udp_send");
-  kz_sim_tr_who(sim, h, p);
-  kz_sim_tr_addr(sim, "src", &d->src);
-  kz_sim_tr_addr(sim, "dst", &d->dst);
-  kz_sim_tr_payload_hashed(sim, len, d->hash);
+  kz_sim_tr_dgram(sim, "udp_send", h, p, &d->src, &d->dst, len, d->hash);
   kz_sim_tr_end(sim);
   /* Hosts keep their address for the whole run, so the path of the
    * host's previous datagram, when it led to the same address, is this
@@ -391,11 +379,7 @@ int kz_sim_net_udp_send(struct kz_sim_proc *p, struct kz_udp *u, const struct kz
       return KZ_ENOMEM;
     }
     sim->stats.udp_duplicated++;
-    kz_sim_tr_begin(sim, "udp_dup");
-    kz_sim_tr_who(sim, h, p);
-    kz_sim_tr_addr(sim, "src", &d->src);
-    kz_sim_tr_addr(sim, "dst", &d->dst);
-    kz_sim_tr_payload_hashed(sim, len, d->hash);
+    kz_sim_tr_dgram(sim, "udp_dup", h, p, &d->src, &d->dst, len, d->hash);
     kz_sim_tr_end(sim);
     if (dgram_launch(sim, l, d2, delay2) != 0) {
       dgram_release(sim, d2);

@@ -268,6 +268,12 @@ void kz_sim_tr_payload(struct kz_sim *sim, const void *data, size_t len);
 /* The same fields for a payload whose content hash, kz_hash64(data, len,
  * 0), is already known (a datagram is hashed once, when it is sent). */
 void kz_sim_tr_payload_hashed(struct kz_sim *sim, size_t len, uint64_t hash);
+/* The begin line and the fields of a datagram event (who, src, dst, len,
+ * h) in one call: the same bytes as the field-by-field builders, fewer
+ * steps (every datagram has three or four such lines). */
+void kz_sim_tr_dgram(struct kz_sim *sim, const char *ev, const struct kz_sim_host *h,
+                     const struct kz_sim_proc *p, const struct kz_addr *src,
+                     const struct kz_addr *dst, size_t len, uint64_t hash);
 void kz_sim_tr_err(struct kz_sim *sim, const char *key, int err);
 void kz_sim_tr_end(struct kz_sim *sim);
 void kz_sim_trace_free(struct kz_sim *sim);

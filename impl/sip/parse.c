@@ -41,7 +41,7 @@ const char *kz_sip_hdr_name(enum kz_sip_hdr_id id) {
 
 /* Case-insensitive comparison of n bytes; a (a NUL-terminated name from
  * a table) never matches past its end. */
-static bool caseeq_n(const char *a, const char *b, size_t n) {
+static inline bool caseeq_n(const char *a, const char *b, size_t n) {
   for (size_t i = 0; i < n; i++) {
     /* Names usually arrive in the table's own case: equal bytes need no
      * folding.  A NUL in a means its name ended first: no match. */
@@ -473,8 +473,16 @@ static int header_value(struct pctx *x, enum kz_sip_hdr_id id, struct kz_slice v
     return value_list(x, val, false, LIST_CHECK);
   case KZ_SIP_HDR_CALL_ID: {
     /* callid = word [ "@" word ]; liberal about where '@' goes. */
-    const char *q = val.p, *e = val.p + val.len;
-    while (q < e && (*q == '@' || kz_sip_is((unsigned char)*q, C_WORD))) q++;
+    struct kz_sip_cur w = {val.p, val.p + val.len};
+    for (;;) {
+      kz_sip_span(&w, C_WORD); /* runs of word chars, four a step */
+      if (w.p < w.e && *w.p == '@') {
+        w.p++;
+        continue;
+      }
+      break;
+    }
+    const char *q = w.p, *e = w.e;
     if (val.len == 0 || q != e) return bad_hdr(x, q, "bad word");
     m->call_id = val;
     return 0;

@@ -73,7 +73,9 @@ out:
 }
 
 /* Validation helpers (uri.c).  They return NULL on success or a short
- * static text saying what is wrong. */
+ * static text saying what is wrong.  kz_sip_uri_parse_ fills a *zeroed*
+ * u (every caller's URI sits in storage zeroed just before: zeroing it
+ * again cost more than parsing most URIs). */
 const char *kz_sip_uri_parse_(const char *p, const char *e, struct kz_sip_uri *u);
 bool kz_sip_ipv6_valid(const char *p, const char *e);
 bool kz_sip_host_valid(const char *p, const char *e);

@@ -237,20 +237,27 @@ static bool scheme_is(struct kz_slice s, const char *name) {
 }
 
 const char *kz_sip_uri_parse_(const char *p, const char *e, struct kz_sip_uri *u) {
-  memset(u, 0, sizeof *u);
   u->raw = (struct kz_slice){p, (size_t)(e - p)};
   struct kz_sip_cur c = {p, e};
-  if (c.p >= c.e || !((*c.p | 0x20) >= 'a' && (*c.p | 0x20) <= 'z')) return "missing URI scheme";
-  while (c.p < c.e && (kz_sip_is((unsigned char)*c.p, C_HEX | C_HOST) || *c.p == '+') &&
-         *c.p != '_')
-    c.p++;
-  if (c.p >= c.e || *c.p != ':') return "missing URI scheme";
+  /* "sip:" in any case, nearly every URI: what the scheme scan below
+   * would find, without the scan and the name compares. */
+  bool sip = e - p > 4 && (p[0] | 0x20) == 's' && (p[1] | 0x20) == 'i' && (p[2] | 0x20) == 'p' &&
+             p[3] == ':';
+  if (sip) {
+    c.p += 3;
+  } else {
+    if (c.p >= c.e || !((*c.p | 0x20) >= 'a' && (*c.p | 0x20) <= 'z')) return "missing URI scheme";
+    while (c.p < c.e && (kz_sip_is((unsigned char)*c.p, C_HEX | C_HOST) || *c.p == '+') &&
+           *c.p != '_')
+      c.p++;
+    if (c.p >= c.e || *c.p != ':') return "missing URI scheme";
+  }
   u->scheme_text = (struct kz_slice){p, (size_t)(c.p - p)};
   c.p++;
   u->opaque = (struct kz_slice){c.p, (size_t)(e - c.p)};
   if (c.p == c.e) return "empty URI";
 
-  if (scheme_is(u->scheme_text, "sip") || scheme_is(u->scheme_text, "sips")) {
+  if (sip || scheme_is(u->scheme_text, "sip") || scheme_is(u->scheme_text, "sips")) {
     u->scheme = u->scheme_text.len == 3 ? KZ_SIP_SCHEME_SIP : KZ_SIP_SCHEME_SIPS;
     /* '@' cannot appear raw after the userinfo (params and headers must
      * escape it), so the first one ends the userinfo even when the user
@@ -322,6 +329,7 @@ const char *kz_sip_uri_parse_(const char *p, const char *e, struct kz_sip_uri *u
 int kz_sip_uri_parse(struct kz_slice s, struct kz_sip_uri *u) {
   if (!u || (!s.p && s.len)) return KZ_EINVAL;
   const char *p = s.p ? s.p : "";
+  memset(u, 0, sizeof *u);
   return kz_sip_uri_parse_(p, p + s.len, u) ? KZ_EPROTO : 0;
 }
 
