@@ -30,7 +30,10 @@
  *    "max_body": 67108864,           largest request body in bytes
  *    "max_docid": 512,
  *    "changes_timeout_ms": 60000,    default longpoll timeout
- *    "idle_timeout_ms": 300000}      keep-alive idle limit */
+ *    "idle_timeout_ms": 300000,      keep-alive idle limit
+ *    "peers": ["http://10.0.0.12:5984"],  other db servers kept current both ways
+ *    "peer_scan_ms": 5000}           how often their database lists are read */
+#define RUN_DB_MAX_PEERS 16
 struct run_db_cfg {
   char listen[128];
   char data_dir[1024];
@@ -38,6 +41,8 @@ struct run_db_cfg {
   char file[256];
   uint64_t seed;
   int log_level;
+  char peer_urls[RUN_DB_MAX_PEERS][256];
+  const char *peers[RUN_DB_MAX_PEERS];
   struct kz_db_cfg db;
 };
 
@@ -84,14 +89,27 @@ static int load_db_cfg(const char *path, struct run_db_cfg *cfg) {
       if (ok && !strcmp(k, "name")) ok = *s && snprintf(cfg->name, sizeof cfg->name, "%s", s) < (int)sizeof cfg->name;
       if (ok && !strcmp(k, "file")) ok = snprintf(cfg->file, sizeof cfg->file, "%s", s) < (int)sizeof cfg->file;
       if (ok && !strcmp(k, "log_level")) ok = (cfg->log_level = level_from(s)) >= 0;
+    } else if (!strcmp(k, "peers")) {
+      size_t i;
+      json_t *u;
+      ok = json_is_array(v) && json_array_size(v) <= RUN_DB_MAX_PEERS;
+      json_array_foreach(ok ? v : NULL, i, u) {
+        const char *url = json_string_value(u);
+        ok = ok && url && !strncmp(url, "http://", 7) &&
+             snprintf(cfg->peer_urls[i], sizeof cfg->peer_urls[i], "%s", url) < (int)sizeof cfg->peer_urls[i];
+        cfg->peers[i] = cfg->peer_urls[i];
+      }
+      cfg->db.npeers = ok ? json_array_size(v) : 0;
+      cfg->db.peers = cfg->peers;
     } else if (!strcmp(k, "seed") || !strcmp(k, "max_body") || !strcmp(k, "max_docid") ||
-               !strcmp(k, "changes_timeout_ms") || !strcmp(k, "idle_timeout_ms")) {
+               !strcmp(k, "changes_timeout_ms") || !strcmp(k, "idle_timeout_ms") || !strcmp(k, "peer_scan_ms")) {
       ok = json_is_integer(v) && json_integer_value(v) >= 0;
       uint64_t x = ok ? (uint64_t)json_integer_value(v) : 0;
       if (!strcmp(k, "seed")) cfg->seed = x;
       else if (!strcmp(k, "max_body")) cfg->db.max_body = x;
       else if (!strcmp(k, "max_docid")) cfg->db.max_docid = (size_t)x;
       else if (!strcmp(k, "changes_timeout_ms")) cfg->db.changes_timeout_ns = x * 1000000u;
+      else if (!strcmp(k, "peer_scan_ms")) cfg->db.peer_scan_ns = x * 1000000u;
       else cfg->db.idle_timeout_ns = x * 1000000u;
     } else {
       fprintf(stderr, "kz run db: %s: unknown setting \"%s\"\n", path, k);

@@ -811,6 +811,18 @@ static int write_configs(struct up_state *s, const struct kz_topo *t, long long 
       }
       json_t *j = json_pack("{s:s, s:s, s:s}", "listen", listen, "data_dir", data, "name", name);
       if (j && seed >= 0) json_object_set_new(j, "seed", json_integer(seed));
+      /* The topology's other dbs are its peers: they keep each other
+       * current, as the CouchDB cluster of Kazoo's servers does. */
+      json_t *peers = json_array();
+      for (size_t k = 0; k < s->n && j && peers; k++) {
+        const struct up_proc *q = &s->procs[k];
+        if (k == i || q->role != UP_DB) continue;
+        char url[96];
+        snprintf(url, sizeof url, "http://%s:%d", q->addr, q->port);
+        json_array_append_new(peers, json_string(url));
+      }
+      if (j && json_array_size(peers)) json_object_set_new(j, "peers", peers);
+      else json_decref(peers);
       if (write_json(p->conf, j)) return -1;
     } else if (p->role == UP_APPS) {
       const struct up_proc *db = db_for(s, p->host);

@@ -89,11 +89,32 @@ static int broker_build(const struct kz_sim_run_role_ctx *ctx, void **cfg) {
 /* ------------------------------------------------------------------ */
 /* db: the CouchDB-compatible server on port 5984, storage on the host. */
 
+/* The db's configuration and the URLs of its peers, in one allocation
+ * (cfg first: the app receives a pointer to it).  Every other db host
+ * of the topology is a peer: the dbs keep each other current, as the
+ * CouchDB cluster of Kazoo's servers does. */
+struct db_sim_cfg {
+  struct kz_db_cfg cfg;
+  char urls[MAX_BROKERS][32];
+  const char *peers[MAX_BROKERS];
+};
+
 static int db_build(const struct kz_sim_run_role_ctx *ctx, void **cfg) {
-  struct kz_db_cfg *c = kz_calloc(1, sizeof *c);
+  const struct kz_topo *t = ctx->topo;
+  struct db_sim_cfg *c = kz_calloc(1, sizeof *c);
   if (!c) return KZ_ENOMEM;
-  c->listen = ctx->topo->hosts[ctx->host].addr;
-  c->listen.port = DB_PORT;
+  c->cfg.listen = t->hosts[ctx->host].addr;
+  c->cfg.listen.port = DB_PORT;
+  size_t n = 0;
+  for (size_t h = 0; h < t->nhosts && n < MAX_BROKERS; h++) {
+    if (h == ctx->host || !(t->hosts[h].roles & (1u << KZ_TOPO_DB))) continue;
+    const uint8_t *ip = t->hosts[h].addr.ip;
+    snprintf(c->urls[n], sizeof c->urls[n], "http://%u.%u.%u.%u:%d", ip[0], ip[1], ip[2], ip[3], DB_PORT);
+    c->peers[n] = c->urls[n];
+    n++;
+  }
+  c->cfg.peers = c->peers;
+  c->cfg.npeers = n;
   *cfg = c;
   return 0;
 }

@@ -47,6 +47,7 @@ struct kz_db {
   uint64_t tmp_counter; /* names of SQLite's temporary files */
   struct kz_db_repl *repls;     /* running replications (replicate.c) */
   struct kz_http_client *http;  /* their client for remote ends, made on first use */
+  struct kz_db_peers *peers;    /* keeping current with cfg.peers (peers.c), or NULL */
   int io_error;         /* last kz error a VFS call hit, for logs */
 
   /* Prepared statements, compiled once and reused (store.c). */
@@ -360,6 +361,23 @@ void kz_db_repl_conn_gone(struct kz_db_repl *r);
 void kz_db_repls_free(struct kz_db *db);
 /* _active_tasks entries of the running replications (new array). */
 json_t *kz_db_repl_tasks(struct kz_db *db);
+/* Runs one request against this instance as if it came from a socket:
+ * *status and *out (new, or NULL when the answer is not JSON) are its
+ * answer.  Returns 0, KZ_EPROTO (the request does not parse or wants to
+ * wait) or KZ_ENOMEM. */
+int kz_db_local_exec(struct kz_db *db, const char *method, const char *target, const char *body, size_t blen,
+                     int *status, json_t **out);
+/* Appends `s` percent-encoded as one URL path segment ("a/b" ->
+ * "a%2Fb").  0 or KZ_ENOMEM. */
+int kz_db_enc_append(struct kz_buf *b, const char *s);
+/* The HTTP client for remote ends, made on first use.  0 or KZ_E*. */
+int kz_db_http(struct kz_db *db, struct kz_http_client **out);
+
+/* Peers (peers.c): keeping current with cfg.peers.  start is a no-op
+ * without peers; free stops the scans (the replications they started
+ * are the replicator's). */
+int kz_db_peers_start(struct kz_db *db);
+void kz_db_peers_free(struct kz_db *db);
 
 
 /* ------------------------------------------------------------------ */

@@ -130,7 +130,7 @@ void kz_db_repl_conn_gone(struct kz_db_repl *r) {
 /* ------------------------------------------------------------------ */
 /* Calls to either end                                                 */
 
-static int enc_append(struct kz_buf *b, const char *s) {
+int kz_db_enc_append(struct kz_buf *b, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   int rc = 0;
   for (const unsigned char *p = (const unsigned char *)s; *p && !rc; p++) {
@@ -144,10 +144,8 @@ static int enc_append(struct kz_buf *b, const char *s) {
   return rc;
 }
 
-/* Runs one request against this instance as if it came from a socket.
- * *status and *out (new, or NULL when not JSON) are its answer. */
-static int local_exec(struct kz_db *db, const char *method, const char *target, const char *body,
-                      size_t blen, int *status, json_t **out) {
+int kz_db_local_exec(struct kz_db *db, const char *method, const char *target, const char *body, size_t blen,
+                     int *status, json_t **out) {
   *out = NULL;
   struct kz_buf raw = {0};
   int rc = kz_buf_printf(&raw, "%s %s HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
@@ -195,6 +193,16 @@ static int local_exec(struct kz_db *db, const char *method, const char *target, 
   return rc;
 }
 
+int kz_db_http(struct kz_db *db, struct kz_http_client **out) {
+  if (!db->http) {
+    struct kz_http_client_cfg cfg = {.default_timeout_ns = REPL_TIMEOUT, .user_agent = "kz-replicator"};
+    int rc = kz_http_client_stream_new(&db->http, db->env, &cfg);
+    if (rc) return rc;
+  }
+  *out = db->http;
+  return 0;
+}
+
 static void on_deliver(void *arg) {
   struct kz_db_repl *r = arg;
   step_fn *fn = r->next_step;
@@ -229,14 +237,14 @@ static int call(struct kz_db_repl *r, struct ep *e, const char *method, const ch
   r->next_step = fn;
   if (e->local) {
     rc = kz_buf_append_byte(&target, '/');
-    if (!rc) rc = enc_append(&target, e->name);
+    if (!rc) rc = kz_db_enc_append(&target, e->name);
     if (!rc) rc = kz_buf_append_cstr(&target, suffix);
     if (!rc) rc = kz_buf_append_byte(&target, 0);
     if (!rc) {
       json_decref(r->pend_body);
       r->pend_body = NULL;
-      rc = local_exec(db, method, (const char *)target.data, btxt ? btxt : "", btxt ? strlen(btxt) : 0,
-                      &r->pend_status, &r->pend_body);
+      rc = kz_db_local_exec(db, method, (const char *)target.data, btxt ? btxt : "", btxt ? strlen(btxt) : 0,
+                            &r->pend_status, &r->pend_body);
       if (rc == KZ_EPROTO) {
         r->pend_status = KZ_EIO;
         rc = 0;
@@ -244,11 +252,9 @@ static int call(struct kz_db_repl *r, struct ep *e, const char *method, const ch
     }
     if (!rc) rc = kz_timer_start(&r->deliver, 0);
   } else {
-    if (!db->http) {
-      struct kz_http_client_cfg cfg = {.default_timeout_ns = REPL_TIMEOUT, .user_agent = "kz-replicator"};
-      rc = kz_http_client_stream_new(&db->http, db->env, &cfg);
-      if (rc) goto out;
-    }
+    struct kz_http_client *http;
+    rc = kz_db_http(db, &http);
+    if (rc) goto out;
     rc = kz_buf_append_cstr(&target, e->url);
     if (!rc) rc = kz_buf_append_cstr(&target, suffix);
     if (!rc) rc = kz_buf_append_byte(&target, 0);
@@ -494,7 +500,7 @@ static void read_changes(struct kz_db_repl *r) {
   if (!rc && r->since && !json_is_null(r->since)) {
     rc = kz_buf_append_cstr(&s, "&since=");
     if (!rc && json_is_integer(r->since)) rc = kz_buf_printf(&s, "%lld", (long long)json_integer_value(r->since));
-    else if (!rc && json_is_string(r->since)) rc = enc_append(&s, json_string_value(r->since));
+    else if (!rc && json_is_string(r->since)) rc = kz_db_enc_append(&s, json_string_value(r->since));
     else if (!rc) rc = kz_buf_append_byte(&s, '0');
   }
   uint64_t timeout = 0;

@@ -388,6 +388,8 @@ int kz_db_new(struct kz_db **out, struct kz_env *env, const struct kz_db_cfg *cf
   char a[KZ_ADDR_STRLEN];
   kz_addr_format(&db->listener->local, a, sizeof a);
   kz_log(env, KZ_LOG_INFO, "db", "listening on %s, store %s", a, db->path);
+  rc = kz_db_peers_start(db);
+  if (rc) goto fail;
   *out = db;
   return 0;
 fail:
@@ -399,6 +401,7 @@ void kz_db_free(struct kz_db *db) {
   if (!db) return;
   while (db->conns) conn_free(db->conns);
   kz_db_waiters_free(db);
+  kz_db_peers_free(db); /* before the replicator's HTTP client goes */
   kz_db_repls_free(db);
   kz_listener_close(db->listener);
   kz_db_store_close(db);

@@ -46,11 +46,15 @@ void th_init(struct th *th, uint64_t seed, const struct kz_db_cfg *cfg) {
 
 struct kz_db *th_db(struct th *th) { return kz_sim_proc_instance(th->dbp); }
 
-void th_add_db2(struct th *th) {
+void th_add_db2_cfg(struct th *th, const struct kz_db_cfg *cfg) {
+  th->cfg2 = *cfg;
+  if (!th->cfg2.listen.family) th->cfg2.listen = kz_addr_v4(0, TH_DB_PORT);
   struct kz_addr ip = kz_addr_v4(TH_DB2_IP, 0);
   ck_assert_int_eq(kz_sim_host_add(th->sim, "db2", &ip, &th->dbh2), 0);
-  ck_assert_int_eq(kz_sim_proc_add(th->dbh2, "couch", &db_app, &th->cfg, &th->dbp2), 0);
+  ck_assert_int_eq(kz_sim_proc_add(th->dbh2, "couch", &db_app, &th->cfg2, &th->dbp2), 0);
 }
+
+void th_add_db2(struct th *th) { th_add_db2_cfg(th, &th->cfg); }
 
 void th_target(struct th *th, uint32_t ip) {
   th_conn_close(th->conn);

@@ -49,6 +49,7 @@ struct th {
   struct th_resp last;  /* what th_req returned last */
   struct kz_sim_host *dbh2; /* th_add_db2 */
   struct kz_sim_proc *dbp2;
+  struct kz_db_cfg cfg2;    /* db2's, a copy of cfg unless th_add_db2_cfg gave one */
   uint32_t ip;          /* the db th_req talks to; 0 means TH_DB_IP */
 };
 
@@ -59,6 +60,8 @@ void th_free(struct th *th);
 struct kz_db *th_db(struct th *th);
 /* Adds a second db host (TH_DB2_IP, same cfg) for replication tests. */
 void th_add_db2(struct th *th);
+/* The same with db2's own configuration (copied; listen defaults to :5984). */
+void th_add_db2_cfg(struct th *th, const struct kz_db_cfg *cfg);
 /* Points th_req at the db on `ip` (TH_DB_IP or TH_DB2_IP); the default
  * connection is reopened. */
 void th_target(struct th *th, uint32_t ip);

@@ -277,6 +277,49 @@ START_TEST(test_continuous_pull_longpoll) {
 }
 END_TEST
 
+/* Peers (kz_db_cfg.peers): two dbs that name each other end up with
+ * each other's databases and keep them current both ways; a peer that
+ * was killed catches up with what was acknowledged meanwhile. */
+static void setup_peers(void) {
+  static const char *const to2[] = {DB2_URL}, *const to1[] = {DB1_URL};
+  struct kz_db_cfg c1 = {.peers = to2, .npeers = 1, .peer_scan_ns = 1000 * MS};
+  struct kz_db_cfg c2 = {.peers = to1, .npeers = 1, .peer_scan_ns = 1000 * MS};
+  th_init(&T, 23, &c1);
+  th_add_db2_cfg(&T, &c2);
+  kz_sim_run_for(T.sim, 5 * MS);
+}
+
+START_TEST(test_peers_keep_each_other_current) {
+  on(DB1, 201, "PUT", "/account%2Fab%2Fcd%2Fef", NULL);
+  on(DB1, 201, "PUT", "/account%2Fab%2Fcd%2Fef/dev1", "{\"n\":1}");
+  on(DB2, 201, "PUT", "/only2", NULL);
+  on(DB2, 201, "PUT", "/only2/x", "{\"n\":2}");
+  kz_sim_run_for(T.sim, 3000 * MS); /* a scan on each side, then the pulls */
+  ck_assert_int_eq(doc_count(DB2, "account%2Fab%2Fcd%2Fef"), 1);
+  ck_assert_int_eq(doc_count(DB1, "only2"), 1);
+  /* Writes on either side reach the other. */
+  on(DB2, 201, "PUT", "/account%2Fab%2Fcd%2Fef/dev2", "{}");
+  on(DB1, 201, "PUT", "/only2/y", "{}");
+  kz_sim_run_for(T.sim, 500 * MS);
+  ck_assert_int_eq(doc_count(DB1, "account%2Fab%2Fcd%2Fef"), 2);
+  ck_assert_int_eq(doc_count(DB2, "only2"), 2);
+  /* db2 is killed; db1 acknowledges 20 writes; db2 comes back and its
+   * scan restarts the pulls, which resume from their checkpoints. */
+  ck_assert_int_eq(kz_sim_proc_kill(T.dbp2), 0);
+  for (int i = 0; i < 20; i++) {
+    char t[64];
+    snprintf(t, sizeof t, "/only2/k%02d", i);
+    on(DB1, 201, "PUT", t, "{}");
+  }
+  kz_sim_run_for(T.sim, 1000 * MS);
+  ck_assert_int_eq(kz_sim_proc_restart(T.dbp2), 0);
+  kz_sim_run_for(T.sim, 3000 * MS);
+  ck_assert_int_eq(doc_count(DB2, "only2"), 22);
+  struct th_resp *r = on(DB2, 200, "GET", "/_active_tasks", NULL);
+  ck_assert_int_eq(json_array_size(r->json), 2); /* one pull per database, not one per scan */
+}
+END_TEST
+
 static Suite *repl_suite(void) {
   Suite *s = suite_create("db_repl");
   TCase *tc = kz_tcase(s, "replication", 120);
@@ -287,6 +330,9 @@ static Suite *repl_suite(void) {
   tcase_add_test(tc, test_continuous_partition_restart);
   tcase_add_test(tc, test_replicator_restart_resumes);
   tcase_add_test(tc, test_continuous_pull_longpoll);
+  TCase *tp = kz_tcase(s, "peers", 120);
+  tcase_add_checked_fixture(tp, setup_peers, teardown);
+  tcase_add_test(tp, test_peers_keep_each_other_current);
   return s;
 }
 

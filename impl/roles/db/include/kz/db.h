@@ -49,6 +49,18 @@ struct kz_db_cfg {
   uint64_t changes_timeout_ns;
   /* Keep-alive connections idle this long are closed; 0 = 5 minutes. */
   uint64_t idle_timeout_ns;
+  /* Peers to keep current with, as a CouchDB cluster keeps its nodes
+   * (Kazoo's two servers share one): base URLs "http://ip:port" of other
+   * db servers (borrowed, must outlive the instance).  Every
+   * peer_scan_ns (0 = 5 s) the db lists each peer's databases and pulls
+   * every one it does not pull yet with a continuous replication
+   * (created here when missing); each side pulling from the other keeps
+   * both current, and a peer that is down is caught up with when it is
+   * back (replications retry with backoff and resume from their
+   * checkpoints). */
+  const char *const *peers;
+  size_t npeers;
+  uint64_t peer_scan_ns;
 };
 
 /* Counters, monotonic over the instance's life. */
