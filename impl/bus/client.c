@@ -99,7 +99,21 @@ struct kz_bus {
 
   struct kz_map reqs; /* Msg-ID -> struct req */
   uint64_t next_consumer_id, next_publish_id, next_req_id;
+
+  /* The envelope's per-client values as JSON strings made once: each
+   * message takes a reference instead of a fresh copy.  NULL when the
+   * configured text is not valid UTF-8 (filling it then fails as
+   * json_string did). */
+  json_t *j_app_name, *j_app_version, *j_node, *j_server_id;
+  /* Where messages are written before they go to the backend, kept
+   * between publishes; out_busy while the backend holds it (a callback
+   * from inside the backend that publishes again writes elsewhere). */
+  struct kz_buf out;
+  bool out_busy;
 };
+
+/* A write buffer that grew past this is given back after the publish. */
+#define OUT_KEEP_MAX (64 * 1024)
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                        */
@@ -409,6 +423,11 @@ int kz_bus_new(struct kz_bus **out, struct kz_env *env,
       !(bus->app_version = kz_strdup(cfg->app_version)) ||
       (cfg->node && !(bus->node = kz_strdup(cfg->node))))
     goto out;
+  bus->j_app_name = json_string(bus->app_name);
+  bus->j_app_version = json_string(bus->app_version);
+  if (bus->node) bus->j_node = json_string(bus->node);
+  /* The Server-ID is hex: nothing to check. */
+  if (!(bus->j_server_id = json_string_nocheck(bus->server_id))) goto out;
 
   /* The private reply queue: exclusive and auto-delete like Kazoo's
    * per-process reply queues, bound to "targeted" under its own name so
@@ -454,6 +473,11 @@ void kz_bus_free(struct kz_bus *bus) {
   kz_free(bus->node);
   kz_free(bus->app_name);
   kz_free(bus->app_version);
+  json_decref(bus->j_app_name);
+  json_decref(bus->j_app_version);
+  json_decref(bus->j_node);
+  json_decref(bus->j_server_id);
+  kz_buf_free(&bus->out);
   kz_free(bus);
 }
 
@@ -679,44 +703,65 @@ static int fill_envelope(struct kz_bus *bus, json_t *msg) {
   struct {
     const char *field;
     const char *value;
-  } f[] = {{"App-Name", bus->app_name},
-           {"App-Version", bus->app_version},
-           {"Node", bus->node}};
+    json_t *json;
+  } f[] = {{"App-Name", bus->app_name, bus->j_app_name},
+           {"App-Version", bus->app_version, bus->j_app_version},
+           {"Node", bus->node, bus->j_node}};
   for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
     if (!f[i].value || json_object_get(msg, f[i].field)) continue;
-    if (json_object_set_new(msg, f[i].field, json_string(f[i].value)))
+    if (!f[i].json || json_object_set_nocheck(msg, f[i].field, f[i].json))
       return KZ_ENOMEM;
   }
   return 0;
 }
 
-/* Validates msg against the type its Event-Category/Event-Name name. */
-static int validate(struct kz_bus *bus, const json_t *msg,
+/* Identifies msg's type from its Event-Category/Event-Name. */
+static int identify(struct kz_bus *bus, const json_t *msg,
                     enum kz_kapi_type *type_out) {
   enum kz_kapi_type type = kz_kapi_identify_msg(msg);
-  struct kz_kapi_error err = {{0}};
   if (type == KZ_KAPI_UNKNOWN) {
     kz_log(bus->env, KZ_LOG_WARN, "bus",
            "refusing a message of unknown Event-Category/Event-Name");
     return KZ_EINVAL;
   }
+  *type_out = type;
+  return 0;
+}
+
+/* Validates msg as a message of `type`. */
+static int validate_as(struct kz_bus *bus, const json_t *msg,
+                       enum kz_kapi_type type) {
+  struct kz_kapi_error err;
   if (kz_kapi_validate(msg, type, &err)) {
     kz_log(bus->env, KZ_LOG_WARN, "bus", "refusing invalid message: %s",
            err.reason);
     return KZ_EINVAL;
   }
-  if (type_out) *type_out = type;
   return 0;
+}
+
+/* Validates msg against the type its Event-Category/Event-Name name. */
+static int validate(struct kz_bus *bus, const json_t *msg) {
+  enum kz_kapi_type type;
+  int rc = identify(bus, msg, &type);
+  return rc ? rc : validate_as(bus, msg, type);
 }
 
 static int publish_json(struct kz_bus *bus, const char *exchange,
                         const char *key, const json_t *msg,
                         kz_bus_confirm_fn *cb, void *arg) {
-  struct kz_buf b;
-  kz_buf_init(&b);
-  int rc = kz_kapi_dump(msg, &b);
-  if (!rc) rc = kz_bus_publish(bus, exchange, key, b.data, b.len, cb, arg);
-  kz_buf_free(&b);
+  struct kz_buf local;
+  kz_buf_init(&local);
+  bool own = !bus->out_busy;
+  struct kz_buf *b = own ? &bus->out : &local;
+  kz_buf_reset(b);
+  int rc = kz_kapi_dump(msg, b);
+  if (!rc) {
+    bus->out_busy = true;
+    rc = kz_bus_publish(bus, exchange, key, b->data, b->len, cb, arg);
+    if (own) bus->out_busy = false;
+  }
+  if (!own || b->cap > OUT_KEEP_MAX) kz_buf_free(b);
   return rc;
 }
 
@@ -724,7 +769,7 @@ int kz_bus_publish_msg(struct kz_bus *bus, const char *exchange,
                        const char *routing_key, const json_t *msg,
                        kz_bus_confirm_fn *confirm_cb, void *arg) {
   if (!bus || !exchange || !json_is_object(msg)) return KZ_EINVAL;
-  int rc = validate(bus, msg, NULL);
+  int rc = validate(bus, msg);
   if (rc) return rc;
   return publish_json(bus, exchange, routing_key, msg, confirm_cb, arg);
 }
@@ -739,7 +784,8 @@ static int start_request(struct kz_bus *bus, const char *exchange,
                          void *arg, uint64_t *id) {
   if (!bus || !exchange || !json_is_object(req) || (!rcb && !ccb))
     return KZ_EINVAL;
-  if (kz_kapi_identify_msg(req) == KZ_KAPI_UNKNOWN) {
+  enum kz_kapi_type type = kz_kapi_identify_msg(req);
+  if (type == KZ_KAPI_UNKNOWN) {
     kz_log(bus->env, KZ_LOG_WARN, "bus",
            "refusing a request of unknown Event-Category/Event-Name");
     return KZ_EINVAL;
@@ -748,16 +794,18 @@ static int start_request(struct kz_bus *bus, const char *exchange,
   char fresh[KZ_KAPI_MSG_ID_LEN + 1];
   if (!mid || !*mid) {
     kz_kapi_msg_id(&bus->prng, fresh);
-    if (json_object_set_new(req, "Msg-ID", json_string(fresh)))
+    /* Hex digits: no UTF-8 check needed. */
+    if (json_object_set_new_nocheck(req, "Msg-ID", json_string_nocheck(fresh)))
       return KZ_ENOMEM;
     mid = fresh;
   }
   if (strlen(mid) >= sizeof(((struct req *)0)->msg_id)) return KZ_EINVAL;
   if (kz_map_get_str(&bus->reqs, mid)) return KZ_EEXIST;
-  if (json_object_set_new(req, "Server-ID", json_string(bus->server_id)) ||
+  if (json_object_set_nocheck(req, "Server-ID", bus->j_server_id) ||
       fill_envelope(bus, req))
     return KZ_ENOMEM;
-  int rc = validate(bus, req, NULL);
+  /* The fields set here do not change the type identified above. */
+  int rc = validate_as(bus, req, type);
   if (rc) return rc;
 
   struct req *q = kz_calloc(1, sizeof *q);
@@ -824,14 +872,24 @@ int kz_bus_reply(struct kz_bus *bus, const json_t *req, json_t *reply) {
   const char *mid = json_string_value(json_object_get(req, "Msg-ID"));
   struct kz_slice q = kz_bus_reply_queue(sid);
   if (!q.len || !mid) return KZ_EINVAL;
-  if (json_object_set_new(reply, "Msg-ID", json_string(mid)) ||
+  /* The reply shares the request's Msg-ID string rather than copying
+   * it. */
+  if (json_object_set_nocheck(reply, "Msg-ID",
+                              json_object_get(req, "Msg-ID")) ||
       fill_envelope(bus, reply))
     return KZ_ENOMEM;
-  int rc = validate(bus, reply, NULL);
+  int rc = validate(bus, reply);
   if (rc) return rc;
-  char *key = kz_slice_dup(q);
-  if (!key) return KZ_ENOMEM;
+  /* Reply queue names are short: no allocation for the key then. */
+  char small[128];
+  char *key = small;
+  if (q.len < sizeof small) {
+    memcpy(small, q.p, q.len);
+    small[q.len] = 0;
+  } else if (!(key = kz_slice_dup(q))) {
+    return KZ_ENOMEM;
+  }
   rc = publish_json(bus, "targeted", key, reply, NULL, NULL);
-  kz_free(key);
+  if (key != small) kz_free(key);
   return rc;
 }

@@ -10,7 +10,9 @@
  * kapi_offnet_resource.erl/.hrl.  Field names are Kazoo's, letter for
  * letter.  "kz:" comments mark checks stricter than Kazoo's. */
 
-#define F(n, req, t, fmt, vals, sub) {(n), (req), (t), (fmt), (vals), (sub)}
+/* Field names are literals: their length is known at compile time. */
+#define F(n, req, t, fmt, vals, sub) \
+  {(n), (req), (t), (fmt), (vals), (sub), sizeof(n) - 1}
 #define REQ(n, t) F(n, 1, t, FMT_NONE, NULL, NULL)
 #define OPT(n, t) F(n, 0, t, FMT_NONE, NULL, NULL)
 #define REQV(n, vals) F(n, 1, JT_STRING, FMT_NONE, vals, NULL)

@@ -46,6 +46,7 @@ struct kapi_field {
   unsigned char fmt;
   const char *const *values;     /* NULL-terminated allowed strings, or NULL */
   const struct kapi_schema *sub; /* FMT_OBJECTS */
+  size_t name_len; /* strlen(name), set by the tables' F macro; 0 = unknown */
 };
 
 struct kapi_schema {

@@ -1,6 +1,7 @@
 /* kapi_validate.c — checks kapi messages against the const tables of kapi_schema.c, and identifies their type. */
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -262,13 +263,92 @@ static int check_field(const json_t *v, const struct kapi_field *f,
   return check_format(v, f, prefix, err);
 }
 
+/* ------------------------------------------------------------------ */
+/* A message's top-level fields, hashed once into a small open-addressing
+ * table on the stack.  The envelope and the type's table look up every
+ * field they list (over fifty for reg_success), most of them absent;
+ * through jansson each lookup costs a strlen, a seeded hash and a few
+ * calls.  Here the names' lengths come from the tables and a probe is a
+ * hash of a few words and one compare.  Lookups match json_object_get
+ * exactly (same bytes, same length). */
+
+#define IX_MAX_KEYS 64 /* larger objects use json_object_get */
+#define IX_SLOTS (2 * IX_MAX_KEYS)
+
+struct ix_slot {
+  const char *key; /* NULL: empty */
+  size_t len;
+  uint32_t hash;
+  json_t *v;
+};
+
+struct msg_index {
+  unsigned mask;
+  struct ix_slot slot[IX_SLOTS];
+};
+
+/* Hashes the length and the first and last eight bytes (all of a
+ * shorter name): field names differ early or late, and a collision only
+ * costs one more compare. */
+static uint32_t ix_hash(const char *k, size_t len) {
+  uint64_t a = 0, b = 0;
+  if (len >= 8) {
+    memcpy(&a, k, 8);
+    memcpy(&b, k + len - 8, 8);
+  } else {
+    memcpy(&a, k, len);
+  }
+  uint64_t h = (a * UINT64_C(0x9E3779B97F4A7C15)) ^
+               ((b + len) * UINT64_C(0xC2B2AE3D27D4EB4F));
+  return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* Returns false (no index: use json_object_get) for large objects. */
+static bool ix_build(struct msg_index *ix, const json_t *obj) {
+  size_t n = json_object_size(obj);
+  if (n > IX_MAX_KEYS) return false;
+  unsigned slots = 16;
+  while (slots < 2 * n) slots *= 2;
+  ix->mask = slots - 1;
+  memset(ix->slot, 0, slots * sizeof ix->slot[0]);
+  for (void *it = json_object_iter((json_t *)obj); it;
+       it = json_object_iter_next((json_t *)obj, it)) {
+    const char *k = json_object_iter_key(it);
+    size_t len = json_object_iter_key_len(it);
+    uint32_t h = ix_hash(k, len);
+    unsigned i = h & ix->mask;
+    while (ix->slot[i].key) i = (i + 1) & ix->mask;
+    ix->slot[i] = (struct ix_slot){k, len, h, json_object_iter_value(it)};
+  }
+  return true;
+}
+
+static json_t *ix_get(const struct msg_index *ix, const char *name,
+                      size_t len) {
+  uint32_t h = ix_hash(name, len);
+  for (unsigned i = h & ix->mask;; i = (i + 1) & ix->mask) {
+    const struct ix_slot *s = &ix->slot[i];
+    if (!s->key) return NULL;
+    if (s->hash == h && s->len == len && memcmp(s->key, name, len) == 0)
+      return s->v;
+  }
+}
+
+/* obj's field `f`, through the index when there is one. */
+static const json_t *field_get(const json_t *obj, const struct msg_index *ix,
+                               const struct kapi_field *f) {
+  if (!ix) return json_object_get(obj, f->name);
+  return ix_get(ix, f->name, f->name_len ? f->name_len : strlen(f->name));
+}
+
 /* A JSON null counts as absent, as Kazoo's kz_api drops undefined
  * values before validating. */
-int kz_bus_kapi_check_object(const json_t *obj, const struct kapi_schema *schema,
-                      const char *prefix, struct kz_kapi_error *err) {
+static int check_object_ix(const json_t *obj, const struct msg_index *ix,
+                           const struct kapi_schema *schema,
+                           const char *prefix, struct kz_kapi_error *err) {
   for (size_t i = 0; i < schema->n_fields; i++) {
     const struct kapi_field *f = &schema->fields[i];
-    const json_t *v = json_object_get(obj, f->name);
+    const json_t *v = field_get(obj, ix, f);
     if (!v || json_is_null(v)) {
       if (f->required) {
         kz_bus_kapi_fail(err, "%s: missing required field %s", prefix, f->name);
@@ -280,6 +360,11 @@ int kz_bus_kapi_check_object(const json_t *obj, const struct kapi_schema *schema
     if (rc) return rc;
   }
   return 0;
+}
+
+int kz_bus_kapi_check_object(const json_t *obj, const struct kapi_schema *schema,
+                      const char *prefix, struct kz_kapi_error *err) {
+  return check_object_ix(obj, NULL, schema, prefix, err);
 }
 
 static int check_command(const json_t *cmd, const char *prefix, bool queued,
@@ -341,8 +426,9 @@ int kz_bus_kapi_extra_route_resp(const json_t *msg, const struct kapi_def *def,
     kz_bus_kapi_fail(err, "%s: Routes is required when Method is bridge", def->name);
     return KZ_EPROTO;
   }
-  const struct kapi_field f = {"Routes", 1,    JT_ARRAY,
-                               FMT_OBJECTS, NULL, kz_bus_kapi_route_schema};
+  const struct kapi_field f = {"Routes",    1,    JT_ARRAY,
+                               FMT_OBJECTS, NULL, kz_bus_kapi_route_schema,
+                               6};
   return check_format(routes, &f, def->name, err);
 }
 
@@ -427,17 +513,21 @@ int kz_kapi_validate(const json_t *msg, enum kz_kapi_type type,
               json_kind(msg));
     return KZ_EPROTO;
   }
-  int rc = kz_bus_kapi_check_object(msg, &kz_bus_kapi_envelope_schema, d->name, err);
+  struct msg_index index;
+  const struct msg_index *ix = ix_build(&index, msg) ? &index : NULL;
+  int rc = check_object_ix(msg, ix, &kz_bus_kapi_envelope_schema, d->name, err);
   if (rc) return rc;
-  const char *cat = json_string_value(json_object_get(msg, "Event-Category"));
+  const char *cat = json_string_value(
+      ix ? ix_get(ix, "Event-Category", 14) : json_object_get(msg, "Event-Category"));
   if (strcmp(cat, d->category) != 0) {
     const char *one[] = {d->category, NULL};
     return fail_value(err, d->name, "Event-Category", cat, one);
   }
-  const char *name = json_string_value(json_object_get(msg, "Event-Name"));
+  const char *name = json_string_value(
+      ix ? ix_get(ix, "Event-Name", 10) : json_object_get(msg, "Event-Name"));
   if (!in_list(name, d->event_names))
     return fail_value(err, d->name, "Event-Name", name, d->event_names);
-  rc = kz_bus_kapi_check_object(msg, d->schema, d->name, err);
+  rc = check_object_ix(msg, ix, d->schema, d->name, err);
   if (rc) return rc;
   if (d->extra) rc = d->extra(msg, d, err);
   if (rc == 0 && err) err->reason[0] = 0;

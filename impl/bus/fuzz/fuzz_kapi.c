@@ -1,4 +1,4 @@
-/* fuzz_kapi.c — libFuzzer target: parse+validate arbitrary bytes as every kapi type, plus key escaping and topic matching. */
+/* fuzz_kapi.c — libFuzzer target: parse+validate arbitrary bytes as every kapi type, kz's JSON reader and writer against jansson's, plus key escaping and topic matching. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +43,50 @@ static void check_valid(json_t *m, enum kz_kapi_type t) {
   }
 }
 
+/* kz_kapi_parse reads plain messages itself and kz_kapi_dump writes
+ * them itself: both must agree with jansson exactly.  What jansson reads
+ * (as kz_kapi_parse's fallback does), kz reads to an equal message
+ * unless it nests too deep; what jansson refuses, kz refuses; and kz
+ * writes the very bytes jansson's compact dump writes. */
+static void check_against_jansson(const uint8_t *data, size_t size,
+                                  const struct kz_kapi_limits *lim) {
+  json_error_t jerr;
+  json_t *j = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES,
+                         &jerr);
+  json_t *m = NULL;
+  struct kz_kapi_error err;
+  int rc = kz_kapi_parse(data, size, lim, &m, &err);
+  if (rc == 0) {
+    CHECK(j && json_is_object(j) && json_equal(m, j));
+  } else if (j && json_is_object(j)) {
+    CHECK((rc == KZ_EMSGSIZE && size > lim->max_size) ||
+          (rc == KZ_EPROTO &&
+           strncmp(err.reason, "JSON nests deeper", 17) == 0));
+  }
+  if (j) {
+    char *want = json_dumps(j, JSON_COMPACT);
+    struct kz_buf b;
+    kz_buf_init(&b);
+    int drc = kz_kapi_dump(j, &b);
+    CHECK(want ? drc == 0 && strlen(want) == b.len &&
+                     memcmp(want, b.data, b.len) == 0
+               : drc == KZ_ENOMEM);
+    if (m) {
+      /* Equal values, equal key order: the same bytes again. */
+      kz_buf_reset(&b);
+      CHECK(kz_kapi_dump(m, &b) == 0);
+      CHECK(want && strlen(want) == b.len && memcmp(want, b.data, b.len) == 0);
+    }
+    kz_buf_free(&b);
+    free(want);
+    json_decref(j);
+  }
+  json_decref(m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const struct kz_kapi_limits lim = {256 * 1024, 24};
+  check_against_jansson(data, size, &lim);
   for (int t = KZ_KAPI_UNKNOWN; t < KZ_KAPI_TYPE_COUNT; t++) {
     json_t *m = NULL;
     enum kz_kapi_type got = KZ_KAPI_UNKNOWN;

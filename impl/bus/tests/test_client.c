@@ -28,6 +28,10 @@ struct fake {
    * publish from now (0 lets it through), then publishes succeed. */
   int pub_fail[8];
   int n_pub_fail, pub_calls;
+  /* When set, the next publish publishes this message (on exchange
+   * "nested") from inside the backend before logging its own. */
+  json_t *nested;
+  int nested_rc;
 };
 
 static int fk_log(struct fake *f, const char *fmt, ...)
@@ -77,6 +81,11 @@ static int fk_publish(void *be, uint64_t pid, const char *ex, const char *k,
   struct fake *f = be;
   if (f->connected && f->pub_calls < f->n_pub_fail && f->pub_fail[f->pub_calls++])
     return f->pub_fail[f->pub_calls - 1];
+  if (f->nested) {
+    json_t *n = f->nested;
+    f->nested = NULL;
+    f->nested_rc = kz_bus_publish_msg(f->bus, "nested", "k", n, NULL, NULL);
+  }
   int rc = fk_log(f, "pub %s %s %.*s%s", ex, k, (int)(len > 40 ? 40 : len),
                   (const char *)body, o->confirm ? " confirm" : "");
   if (rc) return rc;
@@ -595,6 +604,69 @@ START_TEST(test_validation_and_reply) {
 }
 END_TEST
 
+/* The bytes on the wire: the envelope the bus fills, in a fixed order,
+ * compact, as jansson would write them; the write buffer the bus keeps
+ * between publishes never leaks one message into the next (also after a
+ * big one, and when the backend publishes again from inside a publish). */
+START_TEST(test_wire_bytes_and_buffer_reuse) {
+  struct fx x;
+  fx_up(&x, 11);
+  connect_(&x, 0);
+  json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}",
+                          "Event-Category", "directory", "Event-Name",
+                          "authn_req", "Msg-ID", "m-1", "Auth-User", "u\"1",
+                          "Auth-Realm", "r.com", "From", "sip:u@r.com", "To",
+                          "sip:u@r.com");
+  struct got g = {0};
+  ck_assert_int_eq(kz_bus_request(x.bus, "callmgr", "k", req, 0, reply_cb, &g,
+                                  NULL), 0);
+  char want[1024];
+  snprintf(want, sizeof want,
+           "{\"Event-Category\":\"directory\",\"Event-Name\":\"authn_req\","
+           "\"Msg-ID\":\"m-1\",\"Auth-User\":\"u\\\"1\",\"Auth-Realm\":\"r.com\","
+           "\"From\":\"sip:u@r.com\",\"To\":\"sip:u@r.com\","
+           "\"Server-ID\":\"%s\",\"App-Name\":\"app\","
+           "\"App-Version\":\"1.0\",\"Node\":\"n@h\"}",
+           kz_bus_server_id(x.bus));
+  ck_assert_str_eq(x.fk->last_body, want);
+  char *jd = json_dumps(req, JSON_COMPACT);
+  ck_assert_str_eq(x.fk->last_body, jd);
+  free(jd);
+
+  /* A big message, then a small one: exactly the small one goes out. */
+  json_t *big = json_deep_copy(req);
+  char *pad = kz_malloc(100 * 1024 + 1);
+  memset(pad, 'p', 100 * 1024);
+  json_object_set_new(big, "X-Pad", json_string(pad));
+  kz_free(pad);
+  json_object_set_new(big, "Msg-ID", json_string("m-2"));
+  ck_assert_int_eq(kz_bus_publish_msg(x.bus, "callmgr", "k", big, NULL, NULL), 0);
+  json_t *small = json_pack("{s:s, s:s, s:s, s:s, s:s}", "Event-Category",
+                            "directory", "Event-Name", "reg_sync", "App-Name",
+                            "a", "App-Version", "1", "Msg-ID", "s");
+  ck_assert_int_eq(kz_bus_publish_msg(x.bus, "registrar", "k", small, NULL, NULL),
+                   0);
+  ck_assert_str_eq(x.fk->last_body,
+                   "{\"Event-Category\":\"directory\",\"Event-Name\":\"reg_sync\","
+                   "\"App-Name\":\"a\",\"App-Version\":\"1\",\"Msg-ID\":\"s\"}");
+
+  /* A publish from inside the backend's publish: both bodies intact. */
+  kz_buf_reset(&x.fk->log);
+  x.fk->nested = small;
+  ck_assert_int_eq(kz_bus_publish_msg(x.bus, "registrar", "k", req, NULL, NULL),
+                   0);
+  ck_assert_int_eq(x.fk->nested_rc, 0);
+  ck_assert_str_eq(x.fk->last_body, want); /* the outer one, logged last */
+  ck_assert_str_eq(fk_text(&x),
+                   "pub nested k {\"Event-Category\":\"directory\",\"Event-Nam\n"
+                   "pub registrar k {\"Event-Category\":\"directory\",\"Event-Nam\n");
+  json_decref(small);
+  json_decref(big);
+  json_decref(req);
+  fx_down(&x);
+}
+END_TEST
+
 START_TEST(test_new_failures_destroy_backend) {
   struct kz_sim *sim;
   ck_assert_int_eq(kz_sim_new(&sim, 1), 0);
@@ -657,6 +729,8 @@ int main(void) {
                  test_pending_replay_failures);
   tcase_add_test(kz_tcase(s, "validation_and_reply", 10),
                  test_validation_and_reply);
+  tcase_add_test(kz_tcase(s, "wire_bytes_and_buffer_reuse", 10),
+                 test_wire_bytes_and_buffer_reuse);
   tcase_add_test(kz_tcase(s, "new_failures_destroy_backend", 30),
                  test_new_failures_destroy_backend);
   return kz_run_suite(s);

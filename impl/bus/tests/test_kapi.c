@@ -1,5 +1,6 @@
 /* test_kapi.c — kapi validation tables, type identification, builders, bounded parsing and dumps. */
 #include <dirent.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -821,6 +822,294 @@ START_TEST(test_dump) {
 }
 END_TEST
 
+/* kz_kapi_dump writes what jansson's compact dump writes, byte for byte:
+ * the corpus, and values chosen for every escaping and number rule. */
+static void assert_dump_like_jansson(const json_t *v, const char *what) {
+  char *want = json_dumps(v, JSON_COMPACT);
+  ck_assert_msg(want != NULL, "%s: jansson cannot dump it", what);
+  struct kz_buf b;
+  kz_buf_init(&b);
+  ck_assert_int_eq(kz_kapi_dump(v, &b), 0);
+  ck_assert_msg(b.len == strlen(want) && memcmp(b.data, want, b.len) == 0,
+                "%s:\n kz      %s\n jansson %s", what, (char *)b.data, want);
+  kz_buf_free(&b);
+  free(want);
+}
+
+static json_t *nested_arrays(int depth) {
+  json_t *v = json_string("core");
+  for (int i = 0; i < depth; i++) {
+    json_t *a = json_array();
+    json_array_append_new(a, v);
+    json_array_append_new(a, json_integer(i));
+    v = a;
+  }
+  return v;
+}
+
+START_TEST(test_dump_like_jansson) {
+  DIR *dir;
+  char path[1024];
+  kz_test_source_path(path, sizeof path, "impl/bus/fuzz/corpus");
+  ck_assert_ptr_nonnull(dir = opendir(path));
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(dir))) {
+    if (de->d_name[0] == '.') continue;
+    json_t *m = kz_bus_test_load(de->d_name);
+    assert_dump_like_jansson(m, de->d_name);
+    json_decref(m);
+    n++;
+  }
+  closedir(dir);
+  ck_assert_int_gt(n, 20);
+
+  json_t *o = json_object();
+  static const char all_ascii_ctl[] =
+      "\x01\x02\x03\x04\x05\x06\x07\b\t\n\x0b\f\r\x0e\x0f\x10\x11\x12\x13"
+      "\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f \"\\/\x7f";
+  json_object_set_new(o, "ctl", json_string(all_ascii_ctl));
+  json_object_set_new(o, "nul", json_stringn("a\0b", 3));
+  json_object_set_new(o, "utf8", json_string("é € 😀 ÿ"));
+  json_object_set_new(o, "mixed", json_string("\"é\"\n\t😀\\x"));
+  json_object_set_new(o, "", json_string(""));
+  json_object_setn_new(o, "key\"with\\odd\nbytes", 18, json_true());
+  json_object_setn_new(o, "k\0nul", 5, json_false());
+  json_object_set_new(o, "null", json_null());
+  json_object_set_new(o, "ints", json_pack("[I,I,I,I,I]", (json_int_t)0,
+                                           (json_int_t)-1, (json_int_t)42,
+                                           (json_int_t)INT64_MAX,
+                                           (json_int_t)INT64_MIN));
+  json_object_set_new(o, "reals", json_pack("[f,f,f,f,f]", 1.5, -0.0, 1e300,
+                                            0.1, 100.0));
+  json_object_set_new(o, "empty", json_pack("[{},[],{s:[]}]", "x"));
+  json_object_set_new(o, "deep", nested_arrays(100)); /* past kz's own writer */
+  char long_str[5000];
+  for (size_t i = 0; i < sizeof long_str - 1; i++)
+    long_str[i] = (char)(i % 7 == 0 ? '\n' : 'a' + (char)(i % 26));
+  long_str[sizeof long_str - 1] = 0;
+  json_object_set_new(o, "long", json_string(long_str));
+  assert_dump_like_jansson(o, "crafted");
+  json_t *arr = json_pack("[o, s]", json_incref(o), "top-level array");
+  assert_dump_like_jansson(arr, "array");
+  json_decref(arr);
+  json_decref(o);
+}
+END_TEST
+
+/* What jansson refuses to write, kz refuses too, leaving the buffer as
+ * it was: invalid UTF-8, a container inside itself, scalars at the top. */
+START_TEST(test_dump_refusals) {
+  struct kz_buf b;
+  kz_buf_init(&b);
+  ck_assert_int_eq(kz_buf_append_cstr(&b, "keep"), 0);
+  json_t *bad = json_pack("{s:o}", "a", json_stringn_nocheck("x\xc3(", 3));
+  ck_assert_ptr_null(json_dumps(bad, JSON_COMPACT));
+  ck_assert_int_eq(kz_kapi_dump(bad, &b), KZ_ENOMEM);
+  ck_assert_str_eq((char *)b.data, "keep");
+  json_decref(bad);
+
+  json_t *a = json_array(), *inner = json_object();
+  json_array_append(a, inner);
+  json_object_set(inner, "loop", a); /* a -> inner -> a */
+  ck_assert_ptr_null(json_dumps(a, JSON_COMPACT));
+  ck_assert_int_eq(kz_kapi_dump(a, &b), KZ_ENOMEM);
+  ck_assert_str_eq((char *)b.data, "keep");
+  json_object_del(inner, "loop"); /* break the cycle to free it */
+  json_decref(inner);
+  json_decref(a);
+
+  json_t *str = json_string("x");
+  ck_assert_int_eq(kz_kapi_dump(str, &b), KZ_ENOMEM);
+  ck_assert_uint_eq(b.len, 4);
+  json_decref(str);
+  kz_buf_free(&b);
+}
+END_TEST
+
+/* kz_kapi_parse reads messages itself and hands anything unusual to
+ * jansson: either way the result is jansson's, value for value, key
+ * order included, and a refusal gives jansson's reason. */
+static void assert_parse_like_jansson(const char *text, size_t len) {
+  json_error_t jerr;
+  json_t *want = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+  json_t *got = NULL;
+  struct kz_kapi_error err = {{0}};
+  int rc = kz_kapi_parse(text, len, NULL, &got, &err);
+  if (want && json_is_object(want)) {
+    ck_assert_msg(rc == 0, "%.*s: %s", (int)len, text, err.reason);
+    ck_assert_msg(json_equal(want, got), "%.*s: values differ", (int)len, text);
+    char *a = json_dumps(want, JSON_COMPACT), *b = json_dumps(got, JSON_COMPACT);
+    ck_assert_str_eq(a, b); /* same key order, same types */
+    free(a);
+    free(b);
+  } else {
+    ck_assert_msg(rc == KZ_EPROTO, "%.*s: accepted", (int)len, text);
+    ck_assert_ptr_null(got);
+    char reason[256];
+    if (want)
+      snprintf(reason, sizeof reason,
+               "a message must be a JSON object, not an array");
+    else
+      snprintf(reason, sizeof reason, "invalid JSON: %s (line %d, column %d)",
+               jerr.text, jerr.line, jerr.column);
+    ck_assert_str_eq(err.reason, reason);
+  }
+  json_decref(want);
+  json_decref(got);
+}
+
+START_TEST(test_parse_like_jansson) {
+  static const char *const texts[] = {
+      "{}",
+      " \t\r\n{ \"a\" : 1 , \"b\" : [ ] , \"c\" : { } } \n",
+      "{\"a\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"}",
+      "{\"a\":\"\\u00e9\\u20AC\\ud83d\\ude00\\u0041\"}",
+      "{\"\\u00e9\\n\":\"key with escapes\",\"plain\":\"\\t\"}",
+      "{\"a\":\"é€😀\",\"b\":\"\x7f\"}",
+      "{\"i\":[0,-0,1,-1,123456789012345678,-123456789012345678]}",
+      "{\"i\":9223372036854775807,\"j\":-9223372036854775808}",
+      "{\"i\":9223372036854775808}",
+      "{\"i\":-9223372036854775809}",
+      "{\"r\":[1.5,-0.0,1e3,1E-3,2e+2,0.1]}",
+      "{\"r\":1e999}",
+      "{\"t\":true,\"f\":false,\"n\":null}",
+      "{\"a\":{\"b\":{\"c\":[{\"d\":[]}]}}}",
+      "[{\"a\":1}]",
+      "{\"a\":1,\"a\":1}",
+      "{\"a\":{\"x\":1,\"x\":2}}",
+      "{\"a\":\"\\u0000\"}",
+      "{\"\\u0000\":1}",
+      "{\"a\":\"\\ud83d\"}",
+      "{\"a\":\"\\ud83d\\u0041\"}",
+      "{\"a\":\"\\ude00\"}",
+      "{\"a\":\"\\u12\"}",
+      "{\"a\":\"\\x\"}",
+      "{\"a\":\"tab\there\"}",
+      "{\"a\":\"\xc3\x28\"}",
+      "{\"a\":\"\xed\xa0\x80\"}",
+      "{\"a\":\"\xe0\x80\xaf\"}",
+      "{\"a\":\"\xf4\x90\x80\x80\"}",
+      "{\"a\":\"\xc3\"}",
+      "{\"a\":truex}",
+      "{\"a\":tru}",
+      "{\"a\":nul}",
+      "{\"a\":01}",
+      "{\"a\":-}",
+      "{\"a\":1.}",
+      "{\"a\":1e}",
+      "{\"a\":+1}",
+      "{\"a\":1,}",
+      "{\"a\" 1}",
+      "{a:1}",
+      "{\"a\":[1,]}",
+      "{\"a\":[1 2]}",
+      "{\"a\":1}}",
+      "{\"a\":1} {}",
+      "{\"a\":\"unterminated}",
+      "{\"a\":[",
+      "",
+      "   ",
+      "\"just a string\"",
+      "42",
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+    assert_parse_like_jansson(texts[i], strlen(texts[i]));
+  /* Bytes a C string cannot hold. */
+  assert_parse_like_jansson("{\"a\":1}\0", 8);
+  assert_parse_like_jansson("{\"a\":\"x\0y\"}", 11);
+  /* Every prefix of a real message: all but the whole one are refused
+   * exactly as jansson refuses them. */
+  json_t *m = kz_bus_test_load("route_resp__bridge.json");
+  char *text = json_dumps(m, JSON_COMPACT);
+  for (size_t l = 0; l <= strlen(text); l++) assert_parse_like_jansson(text, l);
+  free(text);
+  /* The corpus, as it is on disk (indented) and compact. */
+  DIR *dir;
+  char path[1024];
+  kz_test_source_path(path, sizeof path, "impl/bus/fuzz/corpus");
+  ck_assert_ptr_nonnull(dir = opendir(path));
+  struct dirent *de;
+  while ((de = readdir(dir))) {
+    if (de->d_name[0] == '.') continue;
+    char file[1400];
+    snprintf(file, sizeof file, "%s/%s", path, de->d_name);
+    FILE *f = fopen(file, "rb");
+    ck_assert_ptr_nonnull(f);
+    static char buf[256 * 1024];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    assert_parse_like_jansson(buf, n);
+    json_t *v = json_loadb(buf, n, 0, NULL);
+    char *c = json_dumps(v, JSON_COMPACT);
+    assert_parse_like_jansson(c, strlen(c));
+    free(c);
+    json_decref(v);
+  }
+  closedir(dir);
+  json_decref(m);
+}
+END_TEST
+
+/* Allocation failures while reading fall back to jansson and never leak
+ * (jansson's own allocations are not kz's to fail). */
+START_TEST(test_parse_alloc_failures) {
+  const char *text = "{\"a\":\"esc\\naped\",\"\\u00e9\":[1,{\"b\":null}]}";
+  for (int k = 0; k < 8; k++) {
+    json_t *m = NULL;
+    struct kz_kapi_error err = {{0}};
+    kz_mem_fail_after(k);
+    int rc = kz_kapi_parse(text, strlen(text), NULL, &m, &err);
+    kz_mem_fail_after(-1);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(json_integer_value(json_array_get(
+                         json_object_get(m, "\xc3\xa9"), 0)), 1);
+    json_decref(m);
+  }
+}
+END_TEST
+
+/* build shares the body's values with the message instead of copying
+ * them, and leaves the body as it was. */
+START_TEST(test_build_shares_body) {
+  const struct kz_kapi_origin px = {"kz_proxy", "0.1.0", "proxy@h", NULL};
+  struct kz_prng prng;
+  kz_prng_seed(&prng, 3);
+  json_t *body = kz_bus_test_load("reg_success__registered.json");
+  /* As a role passes it: no envelope of its own but App-Name, which
+   * the origin overrides. */
+  json_object_del(body, "Msg-ID");
+  json_object_set_new(body, "App-Name", json_string("from-body"));
+  json_t *before = json_deep_copy(body);
+  json_t *m = NULL;
+  struct kz_kapi_error err;
+  ck_assert_int_eq(kz_kapi_build(KZ_KAPI_REG_SUCCESS, &px, &prng, body, &m, &err),
+                   0);
+  ck_assert(json_equal(body, before));
+  ck_assert_str_eq(json_string_value(json_object_get(m, "App-Name")), "kz_proxy");
+  const char *key;
+  json_t *v;
+  json_object_foreach(body, key, v) {
+    if (!strcmp(key, "App-Name") || !strcmp(key, "App-Version") ||
+        !strcmp(key, "Node") || !strcmp(key, "Event-Category") ||
+        !strcmp(key, "Event-Name"))
+      continue;
+    ck_assert_msg(json_object_get(m, key) == v, "%s was copied", key);
+  }
+  /* The envelope leads, then the body's fields in the body's order. */
+  void *it = json_object_iter(m);
+  const char *lead[] = {"Event-Category", "Event-Name", "App-Name",
+                        "App-Version", "Msg-ID", "Node"};
+  for (size_t i = 0; i < sizeof lead / sizeof lead[0]; i++) {
+    ck_assert_str_eq(json_object_iter_key(it), lead[i]);
+    it = json_object_iter_next(m, it);
+  }
+  json_decref(m);
+  json_decref(before);
+  json_decref(body);
+}
+END_TEST
+
 void kz_bus_test_add_kapi(Suite *s) {
   TCase *tc = kz_tcase(s, "kapi_valid", 60);
   tcase_add_test(tc, test_examples_valid);
@@ -834,9 +1123,15 @@ void kz_bus_test_add_kapi(Suite *s) {
   tcase_add_test(tc, test_build_msg_id_deterministic);
   tcase_add_test(tc, test_build_refuses);
   tcase_add_test(tc, test_build_reply);
+  tcase_add_test(tc, test_build_shares_body);
   tc = kz_tcase(s, "kapi_parse", 30);
   tcase_add_test(tc, test_parse_limits);
   tcase_add_test(tc, test_parse_errors);
   tcase_add_test(tc, test_decode);
   tcase_add_test(tc, test_dump);
+  tc = kz_tcase(s, "kapi_json_like_jansson", 60);
+  tcase_add_test(tc, test_dump_like_jansson);
+  tcase_add_test(tc, test_dump_refusals);
+  tcase_add_test(tc, test_parse_like_jansson);
+  tcase_add_test(tc, test_parse_alloc_failures);
 }

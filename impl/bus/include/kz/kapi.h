@@ -115,7 +115,10 @@ struct kz_kapi_limits {
  * garbage, and top-level values that are not objects.  On success *out
  * receives a new reference.  Returns 0, KZ_EMSGSIZE (too big), KZ_EPROTO
  * (anything else wrong with the bytes) or KZ_EINVAL (NULL arguments);
- * err->reason says what was wrong. */
+ * err->reason says what was wrong.  Plain messages are read by kz's own
+ * reader into the jansson values json_loadb would give; anything else
+ * (reals, very long integers, every error) goes through json_loadb, so
+ * results and reasons are jansson's. */
 int kz_kapi_parse(const void *data, size_t len,
                   const struct kz_kapi_limits *lim, json_t **out,
                   struct kz_kapi_error *err);
@@ -131,8 +134,12 @@ int kz_kapi_decode(const void *data, size_t len,
                    enum kz_kapi_type *type_out, struct kz_kapi_error *err);
 
 /* Appends the compact JSON text of msg to out (keys in insertion order,
- * so the same message always gives the same bytes).  Returns 0,
- * KZ_ENOMEM (out keeps its old length) or KZ_EINVAL. */
+ * so the same message always gives the same bytes): byte for byte what
+ * json_dumps(msg, JSON_COMPACT) gives, written without jansson's
+ * per-token callbacks.  Returns 0, KZ_ENOMEM (out of memory, or what
+ * jansson refuses to write: invalid UTF-8, a container inside itself, a
+ * msg that is neither object nor array; out keeps its old length) or
+ * KZ_EINVAL. */
 int kz_kapi_dump(const json_t *msg, struct kz_buf *out);
 
 /* ------------------------------------------------------------------ */
@@ -155,9 +162,12 @@ struct kz_kapi_origin {
 void kz_kapi_msg_id(struct kz_prng *prng, char out[KZ_KAPI_MSG_ID_LEN + 1]);
 
 /* Builds a message of `type` from `body` (borrowed; never modified): a
- * deep copy of body with the envelope filled in: Event-Category and, for
- * types with a fixed name, Event-Name (types with several names take
- * Event-Name from body); App-Name, App-Version, Node and Server-ID from
+ * new object holding body's fields with the envelope filled in.  Body's
+ * values are shared with the result, not copied (the message takes a
+ * reference to each), so a nested object changed in one is changed in
+ * the other.  Event-Category and, for types with a fixed name,
+ * Event-Name (types with several names take Event-Name from body);
+ * App-Name, App-Version, Node and Server-ID from
  * origin (origin wins over body); Msg-ID kept from body when present (a
  * reply echoes its request's Msg-ID) and otherwise drawn from `prng`.
  * body may be NULL for types without required fields.  The result is
