@@ -260,12 +260,16 @@ START_TEST(test_unacked_redelivered) {
   struct kz_bus_queue_opts qo = {.auto_delete = false};
   ck_assert_int_eq(kz_bus_declare_queue(a, q, &qo), 0);
   ck_assert_int_eq(kz_bus_consume(a, q, true, on_msg, &sa, NULL), 0);
-  /* Publish through the default exchange ("" routes by queue name). */
+  /* Publish through the default exchange ("" routes by queue name).  b
+   * declares the queue first: a's declaration travels on another
+   * connection, and a publish the broker sees before the queue exists is
+   * dropped as unroutable; on b's own channel the declaration is answered
+   * before the publish goes out. */
+  ck_assert_int_eq(kz_bus_declare_queue(b, q, &qo), 0);
   ck_assert_int_eq(kz_bus_publish(b, "", q, "{\"job\":1}", 9, NULL, NULL), 0);
   struct wait_n wa = {&sa.n, 1};
   ck_assert_int_eq(W->run_until(w, pred_count, &wa, 5000 * MS), 0);
   ck_assert(!sa.redelivered);
-  ck_assert_int_eq(kz_bus_declare_queue(b, q, &qo), 0);
   ck_assert_int_eq(kz_bus_consume(b, q, true, on_msg, &sb, NULL), 0);
   ck_assert_int_eq(W->run_until(w, NULL, NULL, 200 * MS), 0);
   ck_assert_int_eq(sb.n, 0); /* a holds it */
