@@ -26,6 +26,8 @@ extern const uint16_t kz_sip_cc[256];
 #define KZ_SIP_HDR_BUCKET 3
 extern const uint8_t kz_sip_hdr_hash[128][KZ_SIP_HDR_BUCKET];
 extern const char *const kz_sip_hdr_names[KZ_SIP_HDR_COUNT];
+#define KZ_SIP_HDR_LOWER_LEN 24 /* > the longest name, a multiple of 8 */
+extern const char kz_sip_hdr_lower[KZ_SIP_HDR_COUNT][KZ_SIP_HDR_LOWER_LEN];
 extern const uint8_t kz_sip_hdr_name_len[KZ_SIP_HDR_COUNT];
 extern const uint8_t kz_sip_hdr_compact[26];
 

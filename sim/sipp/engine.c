@@ -40,7 +40,7 @@ struct call {
   size_t callid_len;
   uint64_t number;
   size_t idx;   /* current command */
-  struct kz_timer timer;
+  uint32_t slot; /* its entry in the engine's timer slots (etimer below) */
   uint64_t started;
   uint32_t cseq;
   struct kz_addr peer;
@@ -52,11 +52,27 @@ struct call {
   struct kz_sip_msg *last_recv;
   struct kz_buf last_recv_data;
   bool last_recv_kept; /* last_recv_data holds last_recv's datagram */
+  /* The last message matched is not answered yet: a retransmission of it
+   * is absorbed (SIPp's last_recv_hash != 0).  Recognised by its bytes,
+   * which last_recv_data holds anyway, instead of a hash of every
+   * message received; last_recv_hash only stands in for the bytes when
+   * they could not be kept (no memory). */
+  bool last_recv_fresh;
+  size_t last_recv_len;
   uint64_t last_recv_hash;
   int last_recv_index;
-  uint64_t rr_hash; /* peer retransmission detection (SIPp's recv_retrans_*) */
+  /* Peer retransmission detection (SIPp's recv_retrans_*): the length
+   * and hash of the message that rr_msg answered.  The hash is taken
+   * once, when the pair is made, and an incoming message is only hashed
+   * when its length matches. */
+  uint64_t rr_hash;
+  size_t rr_len;
   int rr_recv_index, rr_send_index;
   struct kz_buf rr_msg;
+  /* rr_msg's bytes are last_send's, not copied yet: they are only
+   * copied away (by swapping the buffers) when last_send is rebuilt,
+   * so a call that sends nothing more never copies them. */
+  bool rr_in_last_send;
   struct kz_buf last_send;
   int last_send_index;
   bool last_send_invite;
@@ -92,7 +108,15 @@ struct kz_sipp {
   struct kz_map calls;
   struct kz_map dead;
   struct dead *dead_head, *dead_tail;
-  struct kz_timer rate_timer;
+  /* Engine timers: the rate timer and one per call, kept in the
+   * engine's own heap (etimer below) behind one kz_timer, `tick`. */
+  struct kz_timer tick;
+  struct etent *th; /* heap of (deadline, sequence) */
+  size_t thlen, thcap;
+  uint64_t tseq;    /* next sequence number */
+  struct eslot *slots;
+  size_t nslots, capslots;
+  uint32_t free_slot; /* head of the free slots' list, UINT32_MAX none */
   uint64_t start;
   uint64_t numbers;
   struct kz_sipp_stats st;
@@ -114,6 +138,191 @@ struct kz_sipp {
 };
 
 static bool call_run(struct call *c);
+static void rate_cb(void *arg);
+static void call_timer_cb(void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Engine timers                                                       */
+
+/* Every call used to hold a kz_timer, so the env's heap held one node
+ * per call in progress, inside the call: each sift wrote the moved
+ * nodes' positions into cold call structs, and at 10,000 calls the heap
+ * was a top source of cache misses (bench/sim).  The engine now keeps
+ * its timers in a heap of its own, entries (deadline, sequence, slot)
+ * whose positions live in a compact slot table, and drives one kz_timer
+ * at the earliest deadline.
+ *
+ * It behaves exactly as the env's timers did, so a simulation is the
+ * same event for event: entries are ordered by (deadline, start order)
+ * like kz_heap; a wake-up fires the entries due then that were started
+ * before it began, in that order (kz_env_run_timers' snapshot rule); and
+ * the env is told the earliest deadline at exactly the points where it
+ * was told before: after every start, after a stop of a queued timer,
+ * and at the end of a wake-up (tsync).  The kz_timer's own deadline is
+ * always the heap's earliest, so the env's view never differs. */
+
+#define RATE_SLOT 0u /* slot of the rate timer; calls get the others */
+#define NO_POS UINT32_MAX
+
+struct etent {
+  uint64_t key, seq;
+  uint32_t slot;
+};
+
+struct eslot {
+  struct call *c;     /* NULL for the rate timer and free slots */
+  uint32_t pos;       /* index in th, NO_POS when not queued */
+  uint32_t next_free; /* free list link */
+};
+
+static bool et_less(const struct etent *a, const struct etent *b) {
+  return a->key < b->key || (a->key == b->key && a->seq < b->seq);
+}
+
+static void et_place(struct kz_sipp *e, size_t i, struct etent t) {
+  e->th[i] = t;
+  e->slots[t.slot].pos = (uint32_t)i;
+}
+
+static void et_sift_up(struct kz_sipp *e, size_t i) {
+  struct etent t = e->th[i];
+  while (i > 0) {
+    size_t parent = (i - 1) / 2;
+    if (!et_less(&t, &e->th[parent])) break;
+    et_place(e, i, e->th[parent]);
+    i = parent;
+  }
+  et_place(e, i, t);
+}
+
+static void et_sift_down(struct kz_sipp *e, size_t i) {
+  struct etent t = e->th[i];
+  for (;;) {
+    size_t l = 2 * i + 1;
+    if (l >= e->thlen) break;
+    size_t m = l;
+    if (l + 1 < e->thlen && et_less(&e->th[l + 1], &e->th[l])) m = l + 1;
+    if (!et_less(&e->th[m], &t)) break;
+    et_place(e, i, e->th[m]);
+    i = m;
+  }
+  et_place(e, i, t);
+}
+
+static void et_remove_at(struct kz_sipp *e, size_t i) {
+  e->slots[e->th[i].slot].pos = NO_POS;
+  struct etent last = e->th[--e->thlen];
+  if (i == e->thlen) return;
+  et_place(e, i, last);
+  if (i > 0 && et_less(&last, &e->th[(i - 1) / 2])) et_sift_up(e, i);
+  else et_sift_down(e, i);
+}
+
+/* Tells the env the earliest deadline, as a notify of its own timers
+ * did (see above). */
+static void et_sync(struct kz_sipp *e) {
+  if (e->thlen) {
+    uint64_t m = e->th[0].key;
+    /* Active with that deadline: the env already knows it. */
+    if (!kz_timer_active(&e->tick) || kz_timer_deadline(&e->tick) != m) kz_timer_start_at(&e->tick, m);
+  } else if (kz_timer_active(&e->tick)) {
+    kz_timer_stop(&e->tick);
+  } else {
+    /* During a wake-up (tick out of the env's heap) the last engine
+     * timer went: the env heard "no timer" at this point before, so it
+     * hears it now (start then stop, each notifying). */
+    kz_timer_start_at(&e->tick, UINT64_MAX);
+    kz_timer_stop(&e->tick);
+  }
+}
+
+/* kz_timer_start_at for engine timer `slot`.  Returns 0 or KZ_ENOMEM
+ * (then the timer is stopped, as kz_timer_start_at leaves it). */
+static int et_start(struct kz_sipp *e, uint32_t slot, uint64_t deadline) {
+  int rc = 0;
+  uint32_t pos = e->slots[slot].pos;
+  if (pos != NO_POS) et_remove_at(e, pos);
+  if (e->thlen == e->thcap) {
+    size_t ncap = e->thcap ? e->thcap * 2 : 64;
+    struct etent *nt = ncap < NO_POS ? kz_realloc(e->th, ncap * sizeof *nt) : NULL;
+    if (!nt) rc = KZ_ENOMEM;
+    else {
+      e->th = nt;
+      e->thcap = ncap;
+    }
+  }
+  if (!rc) {
+    e->th[e->thlen] = (struct etent){deadline, e->tseq++, slot};
+    e->thlen++;
+    et_sift_up(e, e->thlen - 1);
+  }
+  et_sync(e);
+  return rc;
+}
+
+static void et_stop(struct kz_sipp *e, uint32_t slot) {
+  uint32_t pos = e->slots[slot].pos;
+  if (pos == NO_POS) return;
+  et_remove_at(e, pos);
+  et_sync(e);
+}
+
+static bool et_active(const struct kz_sipp *e, uint32_t slot) { return e->slots[slot].pos != NO_POS; }
+
+/* A slot for a new call; returns 0 or KZ_ENOMEM. */
+static int et_slot_new(struct kz_sipp *e, struct call *c, uint32_t *out) {
+  uint32_t s = e->free_slot;
+  if (s != NO_POS) {
+    e->free_slot = e->slots[s].next_free;
+  } else {
+    if (e->nslots == e->capslots) {
+      size_t ncap = e->capslots ? e->capslots * 2 : 64;
+      struct eslot *ns = ncap < NO_POS ? kz_realloc(e->slots, ncap * sizeof *ns) : NULL;
+      if (!ns) return KZ_ENOMEM;
+      e->slots = ns;
+      e->capslots = ncap;
+    }
+    s = (uint32_t)e->nslots++;
+  }
+  e->slots[s] = (struct eslot){c, NO_POS, NO_POS};
+  *out = s;
+  return 0;
+}
+
+static void et_slot_free(struct kz_sipp *e, uint32_t s) {
+  e->slots[s].c = NULL;
+  e->slots[s].next_free = e->free_slot;
+  e->free_slot = s;
+}
+
+/* The first entry in (deadline, sequence) order that is due at `now`
+ * and was started before the wake-up began (seq < snap), searching the
+ * heap below index i (kz_env_run_timers' first_due); SIZE_MAX if none. */
+static size_t et_first_due(const struct kz_sipp *e, size_t i, uint64_t now, uint64_t snap) {
+  if (i >= e->thlen || e->th[i].key > now) return SIZE_MAX;
+  if (e->th[i].seq < snap) return i;
+  size_t l = et_first_due(e, 2 * i + 1, now, snap);
+  size_t r = et_first_due(e, 2 * i + 2, now, snap);
+  if (l == SIZE_MAX) return r;
+  if (r == SIZE_MAX) return l;
+  return et_less(&e->th[r], &e->th[l]) ? r : l;
+}
+
+/* The engine's kz_timer: fires what is due, as kz_env_run_timers did. */
+static void tick_cb(void *arg) {
+  struct kz_sipp *e = arg;
+  uint64_t now = kz_env_now(e->env), snap = e->tseq;
+  for (;;) {
+    size_t i = et_first_due(e, 0, now, snap);
+    if (i == SIZE_MAX) break;
+    uint32_t slot = e->th[i].slot;
+    et_remove_at(e, i);
+    /* The callback may start, stop or free any timer, this one too. */
+    if (slot == RATE_SLOT) rate_cb(e);
+    else call_timer_cb(e->slots[slot].c);
+  }
+  et_sync(e);
+}
 
 /* ------------------------------------------------------------------ */
 /* Variables                                                           */
@@ -228,7 +437,10 @@ static void dead_add(struct kz_sipp *e, const char *id) {
 }
 
 static void call_free(struct call *c) {
-  kz_timer_stop(&c->timer);
+  if (c->slot != NO_POS) {
+    et_stop(c->e, c->slot);
+    et_slot_free(c->e, c->slot);
+  }
   if (c->last_recv) kz_deref(c->last_recv);
   kz_buf_free(&c->last_recv_data);
   kz_buf_free(&c->rr_msg);
@@ -268,9 +480,9 @@ static void call_end(struct call *c, bool ok, enum kz_sipp_fail why) {
   dead_purge(e);
   dead_add(e, c->key);
   call_free(c);
-  if (e->role == KZ_SIPP_UAC && !kz_timer_active(&e->rate_timer) &&
+  if (e->role == KZ_SIPP_UAC && !et_active(e, RATE_SLOT) &&
       (!e->cfg.max_calls || e->st.calls_created < e->cfg.max_calls))
-    kz_timer_start(&e->rate_timer, 0); /* a slot under -l may have opened */
+    et_start(e, RATE_SLOT, now_ns(e)); /* a slot under -l may have opened */
   check_done(e);
 }
 
@@ -378,8 +590,8 @@ static void call_arm(struct call *c) {
     uint64_t d = c->started + (uint64_t)c->e->cfg.call_timeout_ms * NS_PER_MS;
     if (d < t) t = d;
   }
-  if (t == UINT64_MAX) kz_timer_stop(&c->timer);
-  else kz_timer_start_at(&c->timer, t);
+  if (t == UINT64_MAX) et_stop(c->e, c->slot);
+  else et_start(c->e, c->slot, t);
 }
 
 static void call_timer_cb(void *arg) {
@@ -420,7 +632,8 @@ static struct call *call_new(struct kz_sipp *e, const char *key, const char *cal
   kz_buf_init(&c->rr_msg);
   kz_buf_init(&c->last_send);
   kz_buf_init(&c->last_recv_data);
-  kz_timer_init(&c->timer, e->env, call_timer_cb, c);
+  c->slot = NO_POS;
+  if (et_slot_new(e, c, &c->slot)) goto fail;
   c->peer = e->cfg.remote;
   if (e->sc->nvars && !(c->vars = kz_calloc(e->sc->nvars, sizeof *c->vars))) goto fail;
   for (size_t i = 0; i < e->sc->nvars; i++)
@@ -494,13 +707,6 @@ static int put_i64(struct kz_buf *b, int64_t v) {
   return put(b, p, (size_t)(end - p));
 }
 
-static int put_u64(struct kz_buf *b, uint64_t v) {
-  char num[24];
-  char *end = num + sizeof num;
-  char *p = dec_u64(end, v);
-  return put(b, p, (size_t)(end - p));
-}
-
 /* A header value with every fold replaced by one SP.  Folds always hold
  * an LF (the parser refuses a CR that does not start CRLF), so a value
  * without CR or LF, the usual case, is copied as it is. */
@@ -559,6 +765,80 @@ static int put_timestamp(struct kz_buf *b, int64_t wall_ns) {
                        (long long)s, (long long)us);
 }
 
+/* A write cursor into a kz_buf for template expansion: pieces are
+ * copied at w, and the buffer's len is only brought up to date (sync)
+ * around the few pieces written through kz_buf calls and at the end.
+ * Keeping len and the room check in registers instead of the buffer
+ * saved about a third of expand's own instructions (bench/sim). */
+struct wcur {
+  struct kz_buf *b;
+  uint8_t *w;   /* next byte */
+  uint8_t *lim; /* last byte of room: kz_buf keeps one for the NUL */
+};
+
+static inline void wc_load(struct wcur *c) {
+  c->w = c->b->data + c->b->len;
+  c->lim = c->b->data + c->b->cap - 1;
+}
+
+static inline void wc_sync(struct wcur *c) { c->b->len = (size_t)(c->w - c->b->data); }
+
+static int wc_grow(struct wcur *c, size_t n) {
+  wc_sync(c);
+  if (kz_buf_reserve(c->b, n)) return KZ_ENOMEM;
+  wc_load(c);
+  return 0;
+}
+
+/* Copies n bytes; short pieces (most of a template) with two
+ * overlapping fixed-size moves instead of a memcpy call. */
+static inline int wc_put(struct wcur *c, const void *src, size_t n) {
+  if ((size_t)(c->lim - c->w) < n && wc_grow(c, n)) return KZ_ENOMEM;
+  const char *p = src;
+  uint8_t *d = c->w;
+  if (n >= 8 && n <= 16) {
+    memcpy(d, p, 8);
+    memcpy(d + n - 8, p + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    memcpy(d, p, 4);
+    memcpy(d + n - 4, p + n - 4, 4);
+  } else if (n < 4) {
+    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)p[i];
+  } else {
+    memcpy(d, p, n);
+  }
+  c->w = d + n;
+  return 0;
+}
+
+/* The decimal text of v ("%llu"), or with a '-' when neg. */
+static inline int wc_dec(struct wcur *c, uint64_t v, bool neg) {
+  if ((size_t)(c->lim - c->w) < 21 && wc_grow(c, 21)) return KZ_ENOMEM;
+  char num[24];
+  char *end = num + sizeof num;
+  char *p = dec_u64(end, v);
+  if (neg) *--p = '-';
+  size_t n = (size_t)(end - p);
+  uint8_t *d = c->w;
+  /* At most 21 bytes: three fixed-size moves cover it. */
+  if (n >= 8) {
+    memcpy(d, p, 8);
+    if (n > 16) memcpy(d + 8, p + 8, 8);
+    memcpy(d + n - 8, p + n - 8, 8);
+  } else if (n >= 4) {
+    memcpy(d, p, 4);
+    memcpy(d + n - 4, p + n - 4, 4);
+  } else {
+    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)p[i];
+  }
+  c->w = d + n;
+  return 0;
+}
+
+static inline int wc_i64(struct wcur *c, int64_t v) {
+  return wc_dec(c, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
+}
+
 /* Expands template t of command index `ci` into out.  Returns 0,
  * KZ_ENOMEM, or KZ_EPROTO when [authentication] has no challenge. */
 static int expand(struct call *c, int ci, const struct tmpl *t, const char *method, struct kz_buf *out) {
@@ -578,9 +858,11 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
    * block costs more to zero).  A buffer that already has 1 KiB is left
    * as it is; any buffer grows as needed. */
   if (out->cap < 1024 && kz_buf_reserve(out, 1000)) return KZ_ENOMEM;
+  struct wcur wc = {.b = out};
+  wc_load(&wc);
   for (size_t i = 0; i < t->n && rc == 0; i++) {
     const struct tcomp *k = &t->c[i];
-    size_t before = out->len;
+    size_t before = (size_t)(wc.w - out->data); /* an offset: the buffer may move */
     bool may_suppress = false;
     switch (k->type) {
     case TC_LIT: {
@@ -589,10 +871,10 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
       if (suppress) {
         while (n && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')) p++, n--;
       }
-      rc = put(out, p, n);
+      rc = wc_put(&wc, p, n);
       break;
     }
-    case TC_SERVICE: rc = put(out, g->service, e->service_len); break;
+    case TC_SERVICE: rc = wc_put(&wc, g->service, e->service_len); break;
     case TC_REMOTE_IP:
       if (e->role == KZ_SIPP_UAS && c->peer.family == 4) {
         /* kz_addr_format_ip's "a.b.c.d", without snprintf */
@@ -601,93 +883,103 @@ static int expand(struct call *c, int ci, const struct tmpl *t, const char *meth
           p = dec_u64(p, c->peer.ip[j]);
           if (j) *--p = '.';
         }
-        rc = put(out, p, (size_t)(end - p));
+        rc = wc_put(&wc, p, (size_t)(end - p));
       } else if (e->role == KZ_SIPP_UAS) {
         kz_addr_format_ip(&c->peer, ip, sizeof ip);
-        rc = kz_buf_append_cstr(out, ip);
+        rc = wc_put(&wc, ip, strlen(ip));
       } else {
-        rc = put(out, e->remote_ip, e->remote_ip_len);
+        rc = wc_put(&wc, e->remote_ip, e->remote_ip_len);
       }
       break;
     case TC_REMOTE_PORT:
-      if (e->role != KZ_SIPP_UAS && k->offset == 0) rc = put(out, e->remote_port_txt, e->remote_port_len);
-      else rc = put_i64(out, (e->role == KZ_SIPP_UAS ? c->peer.port : g->remote.port) + k->offset);
+      if (e->role != KZ_SIPP_UAS && k->offset == 0) rc = wc_put(&wc, e->remote_port_txt, e->remote_port_len);
+      else rc = wc_i64(&wc, (e->role == KZ_SIPP_UAS ? c->peer.port : g->remote.port) + k->offset);
       break;
-    case TC_LOCAL_IP: rc = put(out, e->local_ip, e->local_ip_len); break;
-    case TC_LOCAL_IP_TYPE: rc = put(out, g->local.family == 6 ? "6" : "4", 1); break;
+    case TC_LOCAL_IP: rc = wc_put(&wc, e->local_ip, e->local_ip_len); break;
+    case TC_LOCAL_IP_TYPE: rc = wc_put(&wc, g->local.family == 6 ? "6" : "4", 1); break;
     case TC_LOCAL_PORT:
-      if (k->offset == 0) rc = put(out, e->local_port_txt, e->local_port_len);
-      else rc = put_i64(out, g->local.port + k->offset);
+      if (k->offset == 0) rc = wc_put(&wc, e->local_port_txt, e->local_port_len);
+      else rc = wc_i64(&wc, g->local.port + k->offset);
       break;
-    case TC_TRANSPORT: rc = put(out, "UDP", 3); break;
-    case TC_MEDIA_IP: rc = put(out, e->media_ip, e->media_ip_len); break;
-    case TC_MEDIA_IP_TYPE: rc = put(out, g->media.family == 6 ? "6" : "4", 1); break;
-    case TC_MEDIA_PORT: rc = put_i64(out, g->media.port + k->offset); break;
+    case TC_TRANSPORT: rc = wc_put(&wc, "UDP", 3); break;
+    case TC_MEDIA_IP: rc = wc_put(&wc, e->media_ip, e->media_ip_len); break;
+    case TC_MEDIA_IP_TYPE: rc = wc_put(&wc, g->media.family == 6 ? "6" : "4", 1); break;
+    case TC_MEDIA_PORT: rc = wc_i64(&wc, g->media.port + k->offset); break;
     case TC_AUTO_MEDIA_PORT:
-      rc = put_i64(out, (int)(g->media.port + (2 * (c->number - 1)) % 10000) + k->offset);
+      rc = wc_i64(&wc, (int)(g->media.port + (2 * (c->number - 1)) % 10000) + k->offset);
       break;
     case TC_BRANCH:
       /* "z9hG4bK-%u-%llu-%d" */
-      if (put(out, "z9hG4bK-", 8) || put_u64(out, g->pid) || put(out, "-", 1) ||
-          put_u64(out, c->number) || put(out, "-", 1) || put_i64(out, ci + k->offset))
+      if (wc_put(&wc, "z9hG4bK-", 8) || wc_dec(&wc, g->pid, false) || wc_put(&wc, "-", 1) ||
+          wc_dec(&wc, c->number, false) || wc_put(&wc, "-", 1) || wc_i64(&wc, ci + k->offset))
         rc = KZ_ENOMEM;
       break;
-    case TC_CALL_ID: rc = put(out, c->callid, c->callid_len); break;
-    case TC_CALL_NUMBER: rc = put_u64(out, c->number); break;
-    case TC_CSEQ: rc = put_u64(out, (unsigned)((int64_t)c->cseq + k->offset)); break;
+    case TC_CALL_ID: rc = wc_put(&wc, c->callid, c->callid_len); break;
+    case TC_CALL_NUMBER: rc = wc_dec(&wc, c->number, false); break;
+    case TC_CSEQ: rc = wc_dec(&wc, (unsigned)((int64_t)c->cseq + k->offset), false); break;
     case TC_LEN:
-      len_pos = out->len;
+      len_pos = (size_t)(wc.w - out->data);
       len_off = k->offset;
-      rc = kz_buf_append_cstr(out, "     ");
+      rc = wc_put(&wc, "     ", 5);
       break;
     case TC_PEER_TAG_PARAM:
-      if (c->peer_tag && (put(out, ";tag=", 5) || put(out, c->peer_tag, strlen(c->peer_tag)))) rc = KZ_ENOMEM;
+      if (c->peer_tag && (wc_put(&wc, ";tag=", 5) || wc_put(&wc, c->peer_tag, strlen(c->peer_tag)))) rc = KZ_ENOMEM;
       break;
-    case TC_PID: rc = put_u64(out, g->pid); break;
-    case TC_CLOCK_TICK: rc = put_u64(out, (now_ns(e) - e->start) / NS_PER_MS); break;
-    case TC_TIMESTAMP: rc = put_timestamp(out, kz_env_wall(e->env)); break;
-    case TC_ROUTES:
-      if (c->routes) rc = kz_buf_printf(out, "Route: %s", c->routes);
-      else may_suppress = true;
-      break;
-    case TC_NEXT_URL:
-      if (c->next_url) rc = kz_buf_append_cstr(out, c->next_url);
-      break;
-    case TC_LAST_HDR:
-      /* The id was looked up when the scenario was loaded. */
-      rc = put_hdr(out, last_msg(c), (enum kz_sip_hdr_id)k->num, kz_slice_make(k->text, k->len), k->value_only);
-      may_suppress = true;
-      break;
-    case TC_LAST_REQUEST_URI:
-      if (last_msg(c) && c->last_recv->is_request)
-        rc = kz_buf_append_slice(out, c->last_recv->ruri.raw);
-      break;
-    case TC_LAST_CSEQ_NUMBER:
-      rc = put_i64(out, (int)(last_msg(c) ? c->last_recv->cseq.num : 0) + k->offset);
-      break;
-    case TC_FIELD:
-      if (e->ncsv && (size_t)k->num < e->csv[c->field_line].nf)
-        rc = kz_buf_append_cstr(out, e->csv[c->field_line].f[k->num]);
-      may_suppress = true;
-      break;
-    case TC_VAR:
-      rc = var_text(&c->vars[k->num], out);
-      may_suppress = true;
-      break;
-    case TC_AUTH:
-      if (auth) return KZ_EPROTO;
-      auth = k;
-      auth_pos = out->len;
+    case TC_PID: rc = wc_dec(&wc, g->pid, false); break;
+    case TC_CLOCK_TICK: rc = wc_dec(&wc, (now_ns(e) - e->start) / NS_PER_MS, false); break;
+    default:
+      /* The rest goes through kz_buf calls: len brought up to date
+       * around them. */
+      wc_sync(&wc);
+      switch (k->type) {
+      case TC_TIMESTAMP: rc = put_timestamp(out, kz_env_wall(e->env)); break;
+      case TC_ROUTES:
+        if (c->routes) rc = kz_buf_printf(out, "Route: %s", c->routes);
+        else may_suppress = true;
+        break;
+      case TC_NEXT_URL:
+        if (c->next_url) rc = kz_buf_append_cstr(out, c->next_url);
+        break;
+      case TC_LAST_HDR:
+        /* The id was looked up when the scenario was loaded. */
+        rc = put_hdr(out, last_msg(c), (enum kz_sip_hdr_id)k->num, kz_slice_make(k->text, k->len), k->value_only);
+        may_suppress = true;
+        break;
+      case TC_LAST_REQUEST_URI:
+        if (last_msg(c) && c->last_recv->is_request)
+          rc = kz_buf_append_slice(out, c->last_recv->ruri.raw);
+        break;
+      case TC_LAST_CSEQ_NUMBER:
+        rc = put_i64(out, (int)(last_msg(c) ? c->last_recv->cseq.num : 0) + k->offset);
+        break;
+      case TC_FIELD:
+        if (e->ncsv && (size_t)k->num < e->csv[c->field_line].nf)
+          rc = kz_buf_append_cstr(out, e->csv[c->field_line].f[k->num]);
+        may_suppress = true;
+        break;
+      case TC_VAR:
+        rc = var_text(&c->vars[k->num], out);
+        may_suppress = true;
+        break;
+      case TC_AUTH:
+        if (auth) return KZ_EPROTO;
+        auth = k;
+        auth_pos = out->len;
+        break;
+      default: break;
+      }
+      wc_load(&wc);
       break;
     }
     if (k->type != TC_LIT) suppress = false;
     /* SIPp: an empty expansion at the start of a line swallows the rest
      * of the line's leading white space, so the line disappears. */
-    if (may_suppress && out->len == before && out->len && out->data[out->len - 1] == '\n') suppress = true;
+    if (may_suppress && (size_t)(wc.w - out->data) == before && before && wc.w[-1] == '\n') suppress = true;
     else if (k->type == TC_LIT) suppress = false;
   }
+  wc_sync(&wc);
   if (rc) return rc;
-  out->data[out->len] = 0; /* put() leaves it out; cap > len always */
+  out->data[out->len] = 0; /* the cursor leaves it out; cap > len always */
   if (len_pos != SIZE_MAX) {
     const char *body = NULL;
     const uint8_t *q = out->data, *qe = out->data + out->len;
@@ -889,6 +1181,14 @@ static bool call_send(struct call *c, const struct cmd *cmd) {
   bookkeeping(c, cmd);
   if (cmd->is_request && !cmd->is_ack && !cmd->is_cancel) c->cseq++;
   int ci = (int)c->idx;
+  if (c->rr_in_last_send) {
+    /* last_send is about to be rebuilt: its bytes move to rr_msg, and
+     * rr_msg's old buffer is reused for the new message. */
+    struct kz_buf t = c->rr_msg;
+    c->rr_msg = c->last_send;
+    c->last_send = t;
+    c->rr_in_last_send = false;
+  }
   int rc = expand(c, ci, &cmd->tmpl, cmd->method, &c->last_send);
   if (rc) {
     kz_log(e->env, KZ_LOG_WARN, "sipp", "call %s: cannot build message %d: %s", c->callid, ci,
@@ -909,19 +1209,20 @@ static bool call_send(struct call *c, const struct cmd *cmd) {
     call_end(c, false, KZ_SIPP_FAIL_SEND);
     return false;
   }
-  if (c->last_recv_index >= 0 && c->last_recv_hash != 0) {
+  if (c->last_recv_index >= 0 && c->last_recv_fresh) {
     /* Sent just after a reception: a retransmission of that message
      * will get this one again (SIPp's recv_retrans_*).  Only the first
      * send after it: a later one (the 200 after a 180) must not replace
      * the pair with a zero hash, or a retransmitted INVITE whose 180 and
      * 200 were both lost is taken for an unexpected message (SIPp tests
      * last_recv_hash too). */
-    c->rr_hash = c->last_recv_hash;
+    c->rr_hash = c->last_recv_kept ? kz_hash64(c->last_recv_data.data, c->last_recv_data.len, 0)
+                                   : c->last_recv_hash;
+    c->rr_len = c->last_recv_len;
     c->rr_recv_index = c->last_recv_index;
     c->rr_send_index = ci;
-    kz_buf_reset(&c->rr_msg);
-    if (kz_buf_append(&c->rr_msg, c->last_send.data, c->last_send.len)) c->rr_recv_index = -1;
-    c->last_recv_hash = 0;
+    c->rr_in_last_send = true;
+    c->last_recv_fresh = false;
   }
   if (cmd->retrans_ms && !e->cfg.no_retrans) {
     c->next_retrans = now_ns(e) + (uint64_t)cmd->retrans_ms * NS_PER_MS;
@@ -1109,17 +1410,21 @@ static void record_routes(struct call *c, const struct kz_sip_msg *m) {
 static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t *data, size_t len) {
   struct kz_sipp *e = c->e;
   const struct kz_sipp_scenario *sc = e->sc;
-  /* Only compared with this call's earlier fingerprints, never traced. */
-  uint64_t hash = kz_hash64(data, len, 0);
   if (!e->cfg.no_retrans) {
-    if (c->rr_recv_index >= 0 && c->rr_hash == hash) {
+    /* Fingerprints are only compared with this call's earlier ones,
+     * never traced.  A length that differs rules a message out without
+     * hashing it. */
+    if (c->rr_recv_index >= 0 && c->rr_len == len && c->rr_hash == kz_hash64(data, len, 0)) {
       e->ms[c->rr_recv_index].recv_retrans++;
-      send_raw(c, c->rr_msg.data, c->rr_msg.len);
+      const struct kz_buf *rr = c->rr_in_last_send ? &c->last_send : &c->rr_msg;
+      send_raw(c, rr->data, rr->len);
       e->ms[c->rr_send_index].sent_retrans++;
       e->st.retransmissions++;
       return;
     }
-    if (c->last_recv_index >= 0 && c->last_recv_hash == hash) {
+    if (c->last_recv_index >= 0 && c->last_recv_fresh && c->last_recv_len == len &&
+        (c->last_recv_kept ? memcmp(c->last_recv_data.data, data, len) == 0
+                           : c->last_recv_hash == kz_hash64(data, len, 0))) {
       e->ms[c->last_recv_index].recv_retrans++;
       return;
     }
@@ -1188,7 +1493,9 @@ static void process_incoming(struct call *c, struct kz_sip_msg *m, const uint8_t
   }
   c->next_retrans = 0;
   last_set(c, m, data, len);
-  c->last_recv_hash = hash;
+  c->last_recv_fresh = true;
+  c->last_recv_len = len;
+  if (!c->last_recv_kept) c->last_recv_hash = kz_hash64(data, len, 0);
   c->last_recv_index = found;
   bookkeeping(c, cmd);
   e->ms[found].recv++;
@@ -1285,7 +1592,7 @@ static void rate_cb(void *arg) {
     uint64_t due = e->start + e->st.calls_created * period / e->cfg.rate;
     uint64_t now = now_ns(e);
     if (due > now) {
-      kz_timer_start_at(&e->rate_timer, due);
+      et_start(e, RATE_SLOT, due);
       return;
     }
     if (e->cfg.call_limit && e->st.calls_current >= e->cfg.call_limit) return; /* call_end re-arms */
@@ -1302,7 +1609,7 @@ static void rate_cb(void *arg) {
     memcpy(id + n, e->local_ip, e->local_ip_len + 1); /* KZ_ADDR_STRLEN + 24 < sizeof id */
     struct call *c = call_new(e, id, id);
     if (!c) {
-      kz_timer_start(&e->rate_timer, NS_PER_MS); /* out of memory: try again soon */
+      et_start(e, RATE_SLOT, now + NS_PER_MS); /* out of memory: try again soon */
       return;
     }
     if (call_run(c)) call_arm(c);
@@ -1364,13 +1671,16 @@ const char *kz_sipp_fail_name(enum kz_sipp_fail f) {
 
 void kz_sipp_free(struct kz_sipp *e) {
   if (!e) return;
-  kz_timer_stop(&e->rate_timer);
+  if (e->slots) et_stop(e, RATE_SLOT);
   size_t pos = 0;
   const void *k;
   size_t kl;
   void *v;
   while (kz_map_next(&e->calls, &pos, &k, &kl, &v)) call_free(v);
   kz_map_free(&e->calls);
+  kz_timer_stop(&e->tick);
+  kz_free(e->th);
+  kz_free(e->slots);
   while (e->dead_head) {
     struct dead *d = e->dead_head;
     e->dead_head = d->next;
@@ -1419,7 +1729,12 @@ int kz_sipp_new(struct kz_sipp **out, struct kz_env *env, const struct kz_sipp_c
   kz_map_init(&e->dead, 0x5149505044454144ULL, false);
   kz_buf_init(&e->scratch);
   kz_env_prng(env, "sipp", &e->prng);
-  kz_timer_init(&e->rate_timer, env, rate_cb, e);
+  kz_timer_init(&e->tick, env, tick_cb, e);
+  e->free_slot = NO_POS;
+  {
+    uint32_t rs;
+    if ((rc = et_slot_new(e, NULL, &rs))) goto fail; /* RATE_SLOT */
+  }
   e->start = kz_env_now(env);
   kz_addr_format_ip(&g->local, e->local_ip, sizeof e->local_ip);
   kz_addr_format_ip(&g->remote, e->remote_ip, sizeof e->remote_ip);
@@ -1449,7 +1764,7 @@ int kz_sipp_new(struct kz_sipp **out, struct kz_env *env, const struct kz_sipp_c
   if (g->inf && (rc = csv_load(e))) goto fail;
   if ((rc = kz_udp_bind(env, &g->local, on_recv, e, &e->udp))) goto fail;
   g->local.port = e->udp->local.port;
-  if (e->role == KZ_SIPP_UAC && (rc = kz_timer_start(&e->rate_timer, 0))) goto fail;
+  if (e->role == KZ_SIPP_UAC && (rc = et_start(e, RATE_SLOT, kz_env_now(env)))) goto fail;
   *out = e;
   return 0;
 fail:
