@@ -66,7 +66,7 @@ int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t
    * kept escaped ("\u0000") in stored text and in replies. */
   /* The direct parser first (json_fast.c); it leaves anything it is
    * not sure of, errors included, to jansson. */
-  if (kz_db_json_parse(q->body, q->body_len, out)) *out = NULL;
+  if (kz_json_parse(q->body, q->body_len, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, out)) *out = NULL;
   if (!*out) *out = json_loadb(q->body, q->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   if (!*out) {
     kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");

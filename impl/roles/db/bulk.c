@@ -50,7 +50,7 @@ int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct
       rc = kz_db_doc_update(db, &o, doc, &res, &status);
       if (!rc && (res || ok.len)) {
         if (!first) rc = kz_buf_append_byte(out, ',');
-        if (!rc) rc = res ? kz_db_json_write(out, res) : kz_buf_append(out, ok.data, ok.len);
+        if (!rc) rc = res ? kz_json_write(out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(out, ok.data, ok.len);
         first = false;
       }
       json_decref(res);

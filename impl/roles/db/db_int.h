@@ -7,6 +7,8 @@
 #include <stdint.h>
 
 #include <jansson.h>
+
+#include "kz/json.h"
 #include <sqlite3.h>
 
 #include "kz/buf.h"
@@ -102,29 +104,11 @@ bool kz_db_name_valid(const char *name);
 bool kz_db_utf8_valid(const char *s, size_t len);
 /* Appends j serialised compactly to out: flags beyond JSON_COMPACT and
  * JSON_ENCODE_ANY (e.g. JSON_SORT_KEYS) go through jansson, the rest
- * through kz_db_json_write.  Returns 0 or KZ_ENOMEM. */
+ * through kz_json_write.  Returns 0, KZ_EINVAL or KZ_ENOMEM. */
 int kz_db_json_dump(struct kz_buf *out, const json_t *j, size_t flags);
-/* Appends exactly the bytes of json_dumps(j, JSON_COMPACT |
- * JSON_ENCODE_ANY), faster.  On failure out is left as it was.
- * Returns 0, KZ_EINVAL (j NULL) or KZ_ENOMEM. */
-int kz_db_json_write(struct kz_buf *out, const json_t *j);
-/* Appends s (len bytes, valid UTF-8) as a JSON string, escaped as
- * kz_db_json_write escapes strings.  0 or KZ_ENOMEM (out unchanged). */
-int kz_db_json_write_str(struct kz_buf *out, const char *s, size_t len);
-/* Appends the stored body of a document object: the bytes
- * kz_db_json_write gives for a copy of doc without its top-level
- * members whose names start with '_' (_id, _rev, _attachments...),
- * without making that copy.  0, KZ_EINVAL (doc not an object) or
- * KZ_ENOMEM (out unchanged). */
-int kz_db_json_write_body(struct kz_buf *out, const json_t *doc);
-
-/* Parses JSON text into the values json_loadb(text, len,
- * JSON_DECODE_ANY | JSON_ALLOW_NUL) gives, faster (json_fast.c).  It
- * declines what it is not sure about (KZ_EPROTO: every syntax error,
- * and some valid rarities), so callers then ask json_loadb, whose
- * answer stands.  *out (new reference) is set only on success.
- * Returns 0, KZ_EPROTO or KZ_ENOMEM. */
-int kz_db_json_parse(const char *text, size_t len, json_t **out);
+/* Documents and requests are read with kz_json_parse(KZ_JSON_ALLOW_NUL,
+ * this depth) and written with kz_json_write (kz/json.h). */
+#define KZ_DB_JSON_DEPTH 256
 
 /* ------------------------------------------------------------------ */
 /* Revisions (rev.c)                                                    */

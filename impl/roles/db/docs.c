@@ -175,13 +175,13 @@ static bool ctype_ok(const char *s) {
 }
 
 /* The stored text of a document's body: compact JSON (the bytes
- * json_dumps gives, see kz_db_json_write) of its members but the '_'
+ * json_dumps gives, see kz_json_write) of its members but the '_'
  * ones, NUL-terminated, in the instance's scratch buffer: valid until
  * the next body_text.  NULL on ENOMEM. */
 static const char *body_text(struct kz_db *db, const json_t *doc, size_t *len) {
   struct kz_buf *b = &db->scratch_body;
   kz_buf_reset(b);
-  if (kz_db_json_write_body(b, doc) || kz_buf_reserve(b, 1)) return NULL;
+  if (kz_json_write(b, doc, KZ_JSON_SKIP_PRIVATE) || kz_buf_reserve(b, 1)) return NULL;
   b->data[b->len] = 0; /* kz_buf keeps a NUL after its bytes */
   *len = b->len;
   return (const char *)b->data;
@@ -613,11 +613,11 @@ ok: {
   *status = 201;
   if (o->ok_quiet) goto out;
   if (o->ok_out) {
-    /* The bytes kz_db_json_write gives for the object below. */
+    /* The bytes kz_json_write gives for the object below. */
     struct kz_buf *b = o->ok_out;
     size_t mark = b->len;
-    if (kz_buf_append(b, "{\"ok\":true,\"id\":", 16) || kz_db_json_write_str(b, id, strlen(id)) ||
-        kz_buf_append(b, ",\"rev\":", 7) || kz_db_json_write_str(b, rbuf, strlen(rbuf)) ||
+    if (kz_buf_append(b, "{\"ok\":true,\"id\":", 16) || kz_json_write_str(b, id, strlen(id)) ||
+        kz_buf_append(b, ",\"rev\":", 7) || kz_json_write_str(b, rbuf, strlen(rbuf)) ||
         kz_buf_append_byte(b, '}')) {
       kz_buf_truncate(b, mark);
       rc = KZ_ENOMEM;

@@ -185,7 +185,7 @@ static int insert_rows(struct kz_db *db, int64_t dbid, const char *docid, const 
     kz_buf_reset(k);
     kz_buf_reset(kt);
     kz_buf_reset(vt);
-    if (kz_db_json_write(kt, key ? key : json_null()) || kz_db_json_write(vt, value ? value : json_null()) ||
+    if (kz_json_write(kt, key ? key : json_null(), KZ_JSON_ENCODE_ANY) || kz_json_write(vt, value ? value : json_null(), KZ_JSON_ENCODE_ANY) ||
         kz_db_collate_key(k, key)) {
       rc = KZ_ENOMEM;
     } else {

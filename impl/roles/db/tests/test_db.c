@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../db_int.h" /* kz_db_json_write */
+#include "../db_int.h" /* KZ_DB_JSON_DEPTH */
 #include "db_harness.h"
 #include "kz/error.h"
 #include "kz/mem.h"
@@ -145,7 +145,7 @@ START_TEST(test_json_writer_matches_jansson) {
     json_t *j = rand_json(&g, 0);
     char *want = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
     struct kz_buf got = {0};
-    ck_assert_int_eq(kz_db_json_write(&got, j), 0);
+    ck_assert_int_eq(kz_json_write(&got, j, KZ_JSON_ENCODE_ANY), 0);
     ck_assert_ptr_nonnull(want);
     ck_assert_msg(got.len == strlen(want) && !memcmp(got.data, want, got.len), "got %.*s want %s", (int)got.len,
                   (const char *)got.data, want);
@@ -173,7 +173,7 @@ START_TEST(test_json_body_writer) {
     }
     char *want = json_dumps(copy, JSON_COMPACT);
     struct kz_buf got = {0};
-    ck_assert_int_eq(kz_db_json_write_body(&got, doc), 0);
+    ck_assert_int_eq(kz_json_write(&got, doc, KZ_JSON_SKIP_PRIVATE), 0);
     ck_assert_msg(got.len == strlen(want) && !memcmp(got.data, want, got.len), "got %.*s want %s", (int)got.len,
                   (const char *)got.data, want);
     free(want);
@@ -182,21 +182,21 @@ START_TEST(test_json_body_writer) {
     json_decref(copy);
   }
   struct kz_buf b = {0};
-  ck_assert_int_eq(kz_db_json_write_body(&b, json_null()), KZ_EINVAL);
-  ck_assert_int_eq(kz_db_json_write_str(&b, "a\"\x01", 3), 0);
+  ck_assert_int_eq(kz_json_write(&b, json_null(), KZ_JSON_SKIP_PRIVATE), KZ_EINVAL);
+  ck_assert_int_eq(kz_json_write_str(&b, "a\"\x01", 3), 0);
   ck_assert_str_eq((const char *)b.data, "\"a\\\"\\u0001\"");
   kz_buf_free(&b);
 }
 END_TEST
 
-/* kz_db_json_parse against json_loadb on one text: when the direct
+/* kz_json_parse against json_loadb on one text: when the direct
  * parser accepts, jansson accepts and gives equal values with members
  * in the same order; when jansson refuses, so does the direct parser. */
 static void parse_same(const char *text, size_t len) {
   json_error_t err;
   json_t *want = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
   json_t *got = NULL;
-  int rc = kz_db_json_parse(text, len, &got);
+  int rc = kz_json_parse(text, len, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, &got);
   if (!want) {
     ck_assert_msg(rc != 0, "accepted what jansson refuses: [%.*s] (%s)", (int)len, text, err.text);
     ck_assert_ptr_null(got);

@@ -1,0 +1,55 @@
+/* json.h — fast JSON reading and writing around jansson: a direct reader that builds the same values json_loadb would, and a compact writer with json_dumps' exact bytes. */
+#ifndef KZ_JSON_H
+#define KZ_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "kz/buf.h"
+
+/* jansson reads through a per-byte stream callback and writes through a
+ * callback per token with a loop-check table per container: on the
+ * bus's messages and the db's documents that was a quarter of the CPU.
+ * These two do the same work directly.  Both are exact: the reader
+ * builds the values json_loadb builds (types, members in input order,
+ * strings byte for byte) or gives up, and the writer produces the bytes
+ * json_dumps(JSON_COMPACT) produces or fails where it fails. */
+
+/* Reader flags. */
+enum {
+  KZ_JSON_REJECT_DUPLICATES = 1, /* give up on a repeated member (jansson's JSON_REJECT_DUPLICATES) */
+  KZ_JSON_ALLOW_NUL = 2,         /* \u0000 in strings other than member names (JSON_ALLOW_NUL) */
+  KZ_JSON_OBJECT_ONLY = 4,       /* the text must be one object (else any value: JSON_DECODE_ANY) */
+};
+
+/* Parses data[0..len) into *out (new reference).  It only has to be
+ * right on what it accepts: on anything it does not take — invalid JSON
+ * of any kind, what `flags` excludes, nesting deeper than max_depth (at
+ * most 512), integers of more than 18 digits — it gives up with
+ * KZ_EPROTO, and the caller asks json_loadb with the matching flags,
+ * whose answer (and error text) stands.  Reals are converted by jansson
+ * itself, token by token.  Returns 0, KZ_EPROTO or KZ_ENOMEM. */
+int kz_json_parse(const void *data, size_t len, unsigned flags, size_t max_depth, json_t **out);
+
+/* Writer flags. */
+enum {
+  KZ_JSON_ENCODE_ANY = 1,  /* a top-level scalar is written (else containers only) */
+  KZ_JSON_SKIP_PRIVATE = 2 /* top-level object members whose name starts with '_' are left out */
+};
+
+/* Appends the bytes json_dumps(v, JSON_COMPACT [| JSON_ENCODE_ANY])
+ * gives.  Reals and containers nested deeper than 64 are written by
+ * jansson itself.  Nothing is appended on failure.  Returns 0, KZ_EINVAL
+ * (what jansson refuses to write: invalid UTF-8, a container inside
+ * itself, a scalar without KZ_JSON_ENCODE_ANY, NULL) or KZ_ENOMEM. */
+int kz_json_write(struct kz_buf *out, const json_t *v, unsigned flags);
+/* Appends one string, quoted and escaped as above.  0, KZ_EINVAL, KZ_ENOMEM. */
+int kz_json_write_str(struct kz_buf *out, const char *s, size_t len);
+
+/* The length (2..4) of the valid UTF-8 sequence at p, by jansson's
+ * rules (no overlongs, no surrogates, at most U+10FFFF), or 0. */
+size_t kz_json_utf8_seq(const uint8_t *p, size_t avail);
+
+#endif /* KZ_JSON_H */

@@ -1,0 +1,107 @@
+/* test_json.c — Check suite for kz/json.h: the reader's flags, depth and give-ups, the writer's flags and refusals, against jansson. */
+#include <check.h>
+#include <string.h>
+
+#include "kz/error.h"
+#include "kz/json.h"
+#include "kz_test.h"
+
+static json_t *parse(const char *text, unsigned flags, size_t depth, int want_rc) {
+  json_t *v = NULL;
+  ck_assert_int_eq(kz_json_parse(text, strlen(text), flags, depth, &v), want_rc);
+  ck_assert((v != NULL) == (want_rc == 0));
+  return v;
+}
+
+/* What it accepts equals json_loadb's value and json_dumps' text. */
+static void same_as_jansson(const char *text, unsigned flags, size_t jflags) {
+  json_t *got = parse(text, flags, 64, 0);
+  json_t *want = json_loadb(text, strlen(text), jflags, NULL);
+  ck_assert_ptr_nonnull(want);
+  ck_assert(json_equal(got, want));
+  struct kz_buf b = {0};
+  ck_assert_int_eq(kz_json_write(&b, got, KZ_JSON_ENCODE_ANY), 0);
+  char *d = json_dumps(want, JSON_COMPACT | JSON_ENCODE_ANY);
+  ck_assert_str_eq((const char *)b.data, d);
+  free(d);
+  kz_buf_free(&b);
+  json_decref(got);
+  json_decref(want);
+}
+
+START_TEST(reader_flags) {
+  same_as_jansson("{\"a\":1,\"b\":[true,false,null],\"c\":{\"d\":\"\\u00e9\\n\"},\"e\":-12.5e3}", 0, 0);
+  same_as_jansson("[1,\"x\"]", 0, JSON_DECODE_ANY);
+  same_as_jansson("  \"only a string\" ", 0, JSON_DECODE_ANY);
+  /* Objects only: a top-level array or scalar is left to jansson. */
+  json_decref(parse("[1]", KZ_JSON_OBJECT_ONLY, 64, KZ_EPROTO));
+  json_decref(parse("7", KZ_JSON_OBJECT_ONLY, 64, KZ_EPROTO));
+  /* A repeated member: jansson's last-wins, or a give-up under the flag. */
+  json_t *v = parse("{\"k\":1,\"k\":2}", 0, 64, 0);
+  ck_assert_int_eq(json_integer_value(json_object_get(v, "k")), 2);
+  ck_assert_uint_eq(json_object_size(v), 1);
+  json_decref(v);
+  json_decref(parse("{\"k\":1,\"k\":2}", KZ_JSON_REJECT_DUPLICATES, 64, KZ_EPROTO));
+  /* \u0000: in a value with the flag; never in a member name. */
+  v = parse("{\"k\":\"a\\u0000b\"}", KZ_JSON_ALLOW_NUL, 64, 0);
+  ck_assert_uint_eq(json_string_length(json_object_get(v, "k")), 3);
+  json_decref(v);
+  json_decref(parse("{\"k\":\"a\\u0000b\"}", 0, 64, KZ_EPROTO));
+  json_decref(parse("{\"a\\u0000\":1}", KZ_JSON_ALLOW_NUL, 64, KZ_EPROTO));
+  /* Depth: containers up to max_depth levels. */
+  json_decref(parse("[[[1]]]", 0, 3, 0));
+  json_decref(parse("[[[1]]]", 0, 2, KZ_EPROTO));
+  /* Give-ups on invalid input (jansson then says why). */
+  static const char *const bad[] = {"", "{", "{\"a\" 1}", "[1,]", "01", "\"\\ud800\"", "\"\xc0\xaf\"",
+                                    "{\"a\":1} x", "tru", "123456789012345678901"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) json_decref(parse(bad[i], 0, 64, KZ_EPROTO));
+}
+END_TEST
+
+START_TEST(writer_flags) {
+  struct kz_buf b = {0};
+  json_t *doc = json_pack("{s:s,s:i,s:s,s:[i,s]}", "_id", "x", "n", 1, "_rev", "1-a", "l", 2, "\x01/\"");
+  ck_assert_int_eq(kz_json_write(&b, doc, KZ_JSON_SKIP_PRIVATE), 0);
+  ck_assert_str_eq((const char *)b.data, "{\"n\":1,\"l\":[2,\"\\u0001/\\\"\"]}");
+  kz_buf_reset(&b);
+  ck_assert_int_eq(kz_json_write(&b, doc, 0), 0);
+  ck_assert_str_eq((const char *)b.data, "{\"_id\":\"x\",\"n\":1,\"_rev\":\"1-a\",\"l\":[2,\"\\u0001/\\\"\"]}");
+  /* Scalars only with KZ_JSON_ENCODE_ANY; refusals leave out as it was. */
+  size_t len = b.len;
+  json_t *s = json_string("plain");
+  ck_assert_int_eq(kz_json_write(&b, s, 0), KZ_EINVAL);
+  ck_assert_uint_eq(b.len, len);
+  ck_assert_int_eq(kz_json_write(&b, s, KZ_JSON_ENCODE_ANY), 0);
+  json_decref(s);
+  /* Invalid UTF-8 (made without jansson's check) and a container inside itself. */
+  json_t *bad = json_pack("{s:o}", "k", json_stringn_nocheck("\xff", 1));
+  len = b.len;
+  ck_assert_int_eq(kz_json_write(&b, bad, 0), KZ_EINVAL);
+  ck_assert_uint_eq(b.len, len);
+  json_decref(bad);
+  json_t *outer = json_array(), *inner = json_array(); /* outer = [inner], inner = [outer] */
+  ck_assert_int_eq(json_array_append(outer, inner), 0);
+  ck_assert_int_eq(json_array_append(inner, outer), 0);
+  ck_assert_int_eq(kz_json_write(&b, outer, 0), KZ_EINVAL);
+  json_array_clear(inner); /* break the cycle so both can go */
+  json_decref(inner);
+  json_decref(outer);
+  ck_assert_int_eq(kz_json_write_str(&b, "\xe2\x82\xac", 3), 0); /* € kept as it is */
+  ck_assert_int_eq(memcmp(b.data + b.len - 5, "\"\xe2\x82\xac\"", 5), 0);
+  json_decref(doc);
+  kz_buf_free(&b);
+  /* UTF-8 by jansson's rules. */
+  ck_assert_uint_eq(kz_json_utf8_seq((const uint8_t *)"\xf0\x9f\x98\x80", 4), 4);
+  ck_assert_uint_eq(kz_json_utf8_seq((const uint8_t *)"\xed\xa0\x80", 3), 0); /* a surrogate */
+  ck_assert_uint_eq(kz_json_utf8_seq((const uint8_t *)"\xe0\x80\xaf", 3), 0); /* overlong */
+  ck_assert_uint_eq(kz_json_utf8_seq((const uint8_t *)"\xc3", 1), 0);         /* cut short */
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("json");
+  TCase *tc = kz_tcase(s, "json", 30);
+  tcase_add_test(tc, reader_flags);
+  tcase_add_test(tc, writer_flags);
+  return kz_run_suite(s);
+}
