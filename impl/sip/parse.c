@@ -786,9 +786,22 @@ static int parse_message(struct pctx *x, const char *p, const char *end) {
   return 0;
 }
 
-int kz_sip_msg_parse(struct kz_sip_msg **out, const void *data, size_t len, unsigned flags,
-                     struct kz_sip_perr *err) {
-  if (err) kz_sip_perr_set(err, 0, false, 0, NULL, NULL, NULL, NULL);
+/* Drops the heap arrays of a message about to be parsed again (what
+ * msg_dtor frees), so every array starts inline as in a new message. */
+static void msg_release_arrays(struct kz_sip_msg *m) { msg_dtor(m); }
+
+/* kz_sip_msg_parse and kz_sip_msg_parse_reuse: reuse (may be NULL) is
+ * parsed into when it has room; the caller checked its reference count. */
+static int parse_impl(struct kz_sip_msg **out, struct kz_sip_msg *reuse, const void *data, size_t len,
+                      unsigned flags, struct kz_sip_perr *err) {
+  if (err) {
+    /* What kz_sip_perr_set(err, 0, false, 0, NULL...) writes, without
+     * its loop over the four parts: this runs for every message. */
+    err->status = 0;
+    err->fatal = false;
+    err->offset = 0;
+    err->reason[0] = 0;
+  }
   if (!out || (!data && len)) return KZ_EINVAL;
   const char *base = data;
   size_t skip = 0;
@@ -799,6 +812,7 @@ int kz_sip_msg_parse(struct kz_sip_msg **out, const void *data, size_t len, unsi
   }
   size_t n = len - skip;
   bool copy = (flags & KZ_SIP_PARSE_COPY) != 0;
+  size_t need = copy ? n : 0;
   /* The message is ~4 KB, mostly inline arrays; zeroing all of it for
    * every message was a fifth of the simulator's time.  So only the part
    * before the inline arrays (every scalar, slice, pointer, count and the
@@ -806,10 +820,21 @@ int kz_sip_msg_parse(struct kz_sip_msg **out, const void *data, size_t len, unsi
    * whole when they are handed out (add_header sets every field of a
    * kz_sip_hdr, via_one and addr_slot memset theirs, grow copies only the
    * n elements in use).  Nothing reads an inline element at an index >=
-   * its count, so no byte is read before it is written. */
-  struct kz_sip_msg *m = kz_obj_alloc_uninit(sizeof *m + (copy ? n : 0), msg_dtor);
-  if (!m) return KZ_ENOMEM;
+   * its count, so no byte is read before it is written.  A reused
+   * message is reset the same way once its heap arrays are gone. */
+  struct kz_sip_msg *m;
+  size_t cap;
+  if (reuse && reuse->copy_cap_ >= need) {
+    m = reuse;
+    cap = reuse->copy_cap_;
+    msg_release_arrays(m);
+  } else {
+    m = kz_obj_alloc_uninit(sizeof *m + need, msg_dtor);
+    if (!m) return KZ_ENOMEM;
+    cap = need;
+  }
   memset(m, 0, offsetof(struct kz_sip_msg, hdrs_inline_));
+  m->copy_cap_ = cap;
   const char *p = base + skip;
   if (copy) {
     char *dst = (char *)(m + 1);
@@ -827,11 +852,29 @@ int kz_sip_msg_parse(struct kz_sip_msg **out, const void *data, size_t len, unsi
   struct pctx x = {.m = m, .base = p - skip, .err = err};
   int rc = parse_message(&x, p, p + n);
   if (rc) {
-    kz_deref(m);
+    if (m != reuse) kz_deref(m);
     return rc;
   }
+  if (reuse && m != reuse) kz_deref(reuse);
   *out = m;
   return 0;
+}
+
+int kz_sip_msg_parse(struct kz_sip_msg **out, const void *data, size_t len, unsigned flags,
+                     struct kz_sip_perr *err) {
+  return parse_impl(out, NULL, data, len, flags, err);
+}
+
+int kz_sip_msg_parse_reuse(struct kz_sip_msg **out, struct kz_sip_msg *reuse, const void *data,
+                           size_t len, unsigned flags, struct kz_sip_perr *err) {
+  if (reuse && kz_refcount(reuse) != 1) {
+    /* Someone else holds it too: parse into a fresh message, and spend
+     * the caller's reference only when that worked (as documented). */
+    int rc = parse_impl(out, NULL, data, len, flags, err);
+    if (rc == 0) kz_deref(reuse);
+    return rc;
+  }
+  return parse_impl(out, reuse, data, len, flags, err);
 }
 
 const struct kz_sip_hdr *kz_sip_msg_hdr(const struct kz_sip_msg *m, enum kz_sip_hdr_id id) {

@@ -197,13 +197,51 @@ static int check_attrs(struct ld *l, const struct sx_node *n, const char *const 
 /* Templates                                                           */
 
 void tmpl_free(struct tmpl *t) {
-  for (size_t i = 0; i < t->n; i++) {
-    kz_free(t->c[i].text);
-    kz_free(t->c[i].text2);
+  if (!t->packed) {
+    for (size_t i = 0; i < t->n; i++) {
+      kz_free(t->c[i].text);
+      kz_free(t->c[i].text2);
+    }
   }
   kz_free(t->c);
   t->c = NULL;
   t->n = 0;
+  t->packed = false;
+}
+
+/* Moves a finished template into one allocation: its components, then
+ * every text they point to, in order.  expand reads all of them for
+ * every message sent; scattered over as many small blocks they were a
+ * third of the data cache misses of a 10,000-call run (bench/sim).
+ * Without memory the template simply stays as it was. */
+static void tmpl_pack(struct tmpl *t) {
+  if (t->packed || !t->n) return;
+  size_t total = t->n * sizeof *t->c;
+  for (size_t i = 0; i < t->n; i++) {
+    if (t->c[i].text) total += (t->c[i].type == TC_LIT ? t->c[i].len : strlen(t->c[i].text)) + 1;
+    if (t->c[i].text2) total += strlen(t->c[i].text2) + 1;
+  }
+  struct tcomp *nc = kz_malloc(total);
+  if (!nc) return;
+  memcpy(nc, t->c, t->n * sizeof *t->c);
+  char *w = (char *)(nc + t->n);
+  for (size_t i = 0; i < t->n; i++) {
+    char **fields[2] = {&nc[i].text, &nc[i].text2};
+    for (int f = 0; f < 2; f++) {
+      char *src = *fields[f];
+      if (!src) continue;
+      /* A literal may hold NUL bytes: its length, not strlen. */
+      size_t n = (f == 0 && nc[i].type == TC_LIT) ? nc[i].len : strlen(src);
+      memcpy(w, src, n);
+      w[n] = '\0';
+      *fields[f] = w;
+      w += n + 1;
+      kz_free(src);
+    }
+  }
+  kz_free(t->c);
+  t->c = nc;
+  t->packed = true;
 }
 
 static struct tcomp *tmpl_push(struct tmpl *t, enum tc_type type) {
@@ -212,7 +250,7 @@ static struct tcomp *tmpl_push(struct tmpl *t, enum tc_type type) {
   t->c = c;
   c = &t->c[t->n++];
   memset(c, 0, sizeof *c);
-  c->type = type;
+  c->type = (uint8_t)type;
   return c;
 }
 
@@ -229,6 +267,7 @@ static int tmpl_lit(struct tmpl *t, const char *p, size_t len, bool crlf) {
   /* Merge with a preceding literal (generic keys become literals). */
   if (t->n && t->c[t->n - 1].type == TC_LIT) {
     c = &t->c[t->n - 1];
+    if (b.len > UINT32_MAX - 1 - c->len) goto nomem; /* len is 32 bits */
     char *m = kz_realloc(c->text, c->len + b.len + 1);
     if (!m) goto nomem;
     memcpy(m + c->len, b.data, b.len);
@@ -238,9 +277,10 @@ static int tmpl_lit(struct tmpl *t, const char *p, size_t len, bool crlf) {
     kz_buf_free(&b);
     return 0;
   }
+  if (b.len >= UINT32_MAX) goto nomem; /* len is 32 bits */
   if (!(c = tmpl_push(t, TC_LIT))) goto nomem;
   c->text = (char *)b.data;
-  c->len = b.len;
+  c->len = (uint32_t)b.len;
   return 0;
 nomem:
   kz_buf_free(&b);
@@ -329,7 +369,7 @@ static int keyword(struct ld *l, int line, const char *k, size_t klen, struct tm
     /* The header's id, looked up once here rather than for every message
      * the engine builds (KZ_SIP_HDR_OTHER: matched by name). */
     c->num = (int)kz_sip_hdr_lookup(kz_slice_make(h, hl));
-    c->len = hl;
+    c->len = (uint32_t)hl; /* part of one line of the scenario */
     return (c->text = kz_strndup(h, hl)) ? 0 : KZ_ENOMEM;
   }
   if (klen > 5 && memcmp(k, "field", 5) == 0 && k[5] >= '0' && k[5] <= '9') {
@@ -390,7 +430,9 @@ static int compile(struct ld *l, const char *text, size_t len, int line, bool cr
     if (*p == '\n') line++;
     p++;
   }
-  return tmpl_lit(t, lit, (size_t)(p - lit), crlf);
+  if ((rc = tmpl_lit(t, lit, (size_t)(p - lit), crlf))) return rc;
+  tmpl_pack(t);
+  return 0;
 }
 
 /* SIPp's clean_cdata: trims the message, drops spaces and tabs around

@@ -79,19 +79,24 @@ enum tc_type {
   TC_AUTH,            /* text/text2: user/password, or NULL for the config's */
 };
 
+/* 32 bytes (fields ordered to leave no holes): expand walks every
+ * component of a template for each message sent. */
 struct tcomp {
-  enum tc_type type;
   char *text;  /* literal bytes (LF already turned into CRLF) or a name */
-  size_t len;
   char *text2;
+  uint32_t len;
   int offset;  /* +N / -N of the keyword */
   int num;
+  uint8_t type; /* enum tc_type */
   bool value_only;
 };
 
 struct tmpl {
   struct tcomp *c;
   size_t n;
+  /* c and every text/text2 share c's allocation (tmpl_pack): a message
+   * is built by walking them all, so they sit together in memory. */
+  bool packed;
 };
 
 /* ---- Actions ---- */

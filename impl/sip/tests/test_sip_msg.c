@@ -558,6 +558,46 @@ static char *stream_input(size_t *len) {
   return s;
 }
 
+/* kz_sip_msg_parse_reuse: one message reused across parses of
+ * different sizes and forms gives what a fresh parse gives, with and
+ * without a private copy; a failed parse leaves the old message to the
+ * caller; a shared message is not overwritten. */
+START_TEST(test_parse_reuse) {
+  const char *const texts[] = {invite_f1, ok_200, register_ex, compact, folded, multi, invite_f1};
+  const char *bad = "INVITE sip:x SIP/2.0\r\nVia: \r\n\r\n";
+  for (unsigned flags = 0; flags <= KZ_SIP_PARSE_COPY; flags += KZ_SIP_PARSE_COPY) {
+    struct kz_sip_msg *spare = NULL;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+      struct kz_sip_msg *fresh = NULL, *got = NULL;
+      struct kz_sip_perr e1, e2;
+      ck_assert_int_eq(kz_sip_msg_parse(&fresh, texts[i], strlen(texts[i]), flags, &e1), 0);
+      ck_assert_int_eq(kz_sip_msg_parse_reuse(&got, spare, texts[i], strlen(texts[i]), flags, &e2), 0);
+      char why[256];
+      ck_assert_msg(kz_sip_test_equiv(fresh, got, why, sizeof why) == 0, "text %zu: %s", i, why);
+      kz_deref(fresh);
+      /* A failure keeps the message with the caller, still usable. */
+      struct kz_sip_msg *none = NULL;
+      ck_assert_int_eq(kz_sip_msg_parse_reuse(&none, got, bad, strlen(bad), flags, &e2), KZ_EPROTO);
+      ck_assert_ptr_null(none);
+      ck_assert(e2.reason[0] != 0);
+      spare = got;
+    }
+    /* Shared: the next parse must not write into it. */
+    struct kz_sip_perr e;
+    struct kz_sip_msg *held = NULL;
+    ck_assert_int_eq(kz_sip_msg_parse_reuse(&held, spare, invite_f1, strlen(invite_f1), flags, &e), 0);
+    spare = held;
+    kz_ref(spare);
+    struct kz_sip_msg *other = NULL;
+    ck_assert_int_eq(kz_sip_msg_parse_reuse(&other, spare, ok_200, strlen(ok_200), flags, &e), 0);
+    ck_assert_ptr_ne(other, spare);
+    ck_assert_int_eq(spare->method, KZ_SIP_METHOD_INVITE); /* still invite_f1 */
+    kz_deref(other);
+    kz_deref(spare);
+  }
+}
+END_TEST
+
 static const char *const stream_expect[] = {invite_f1, ok_200, register_ex};
 
 /* Feeds input in pieces whose sizes come from `sizes` (cycled; 0 means
@@ -818,6 +858,7 @@ int main(void) {
   tc = kz_tcase(s, "stream", 60);
   tcase_add_test(tc, test_stream_chunkings);
   tcase_add_test(tc, test_stream_errors);
+  tcase_add_test(tc, test_parse_reuse);
   tc = kz_tcase(s, "allocfail", 30);
   tcase_add_test(tc, test_alloc_failures_parse);
   tcase_add_test(tc, test_alloc_failures_framer_print);
