@@ -6,6 +6,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "kz/bytes.h"
 #include "kz/error.h"
 #include "sim_internal.h"
 
@@ -388,30 +389,12 @@ static const char *addr_lookup(struct kz_sim *sim, const struct kz_addr *a, char
   return tmp;
 }
 
-/* Copies n bytes with fixed-size moves for the short strings a trace
- * line is made of (names, addresses), where a memcpy call costs more
- * than the copy. */
-static inline uint8_t *copy_short(uint8_t *d, const char *s, size_t n) {
-  if (n >= 8 && n <= 16) {
-    memcpy(d, s, 8);
-    memcpy(d + n - 8, s + n - 8, 8);
-  } else if (n >= 4 && n < 8) {
-    memcpy(d, s, 4);
-    memcpy(d + n - 4, s + n - 4, 4);
-  } else if (n < 4) {
-    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)s[i];
-  } else {
-    memcpy(d, s, n);
-  }
-  return d + n;
-}
-
 /* A string field in canonical form at p; klen is a constant at every
  * call, so the key copy is a fixed-size move. */
 static inline uint8_t *w_str(uint8_t *p, const char *key, size_t klen, const char *val, size_t len) {
   p = bin_field(p, 's', key, klen);
   p = put_le64(p, len);
-  return copy_short(p, val, len);
+  return kz_copy_small(p, val, len);
 }
 
 /* Declared in net.c (see there). */

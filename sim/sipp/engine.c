@@ -4,6 +4,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "kz/bytes.h"
 #include "kz/error.h"
 #include "kz/map.h"
 #include "kz/mem.h"
@@ -798,24 +799,10 @@ static int wc_grow(struct wcur *c, size_t n) {
   return 0;
 }
 
-/* Copies n bytes; short pieces (most of a template) with two
- * overlapping fixed-size moves instead of a memcpy call. */
+/* Copies n bytes (most template pieces are short: kz_copy_small). */
 static inline int wc_put(struct wcur *c, const void *src, size_t n) {
   if ((size_t)(c->lim - c->w) < n && wc_grow(c, n)) return KZ_ENOMEM;
-  const char *p = src;
-  uint8_t *d = c->w;
-  if (n >= 8 && n <= 16) {
-    memcpy(d, p, 8);
-    memcpy(d + n - 8, p + n - 8, 8);
-  } else if (n >= 4 && n < 8) {
-    memcpy(d, p, 4);
-    memcpy(d + n - 4, p + n - 4, 4);
-  } else if (n < 4) {
-    for (size_t i = 0; i < n; i++) d[i] = (uint8_t)p[i];
-  } else {
-    memcpy(d, p, n);
-  }
-  c->w = d + n;
+  c->w = kz_copy_small(c->w, src, n);
   return 0;
 }
 
