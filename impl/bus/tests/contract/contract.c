@@ -575,6 +575,19 @@ static void responder_listen(struct kz_contract_world *w, struct responder *r,
       kz_bus_consume(r->cl.bus, q, false, responder_cb, r, NULL), 0);
 }
 
+/* The usual request/response pair: responder r (made with responder_new,
+ * its options set) and a new client q, both up (wait_up's `node`), r
+ * serving authn_req on the topic exchange ex, q having declared it. */
+static void pair_up(struct kz_contract_world *w, struct responder *r, struct client *q, const char *ex,
+                    int node) {
+  client_new(w, q);
+  struct client *cs[] = {&r->cl, q};
+  wait_up(w, cs, 2, node);
+  responder_listen(w, r, ex, 0);
+  ck_assert_int_eq(kz_bus_declare_exchange(q->bus, ex, KZ_BUS_EX_TOPIC), 0);
+  settle(w);
+}
+
 static json_t *authn_req(const char *user) {
   char from[64];
   snprintf(from, sizeof from, "sip:%s@example.com", user);
@@ -679,12 +692,7 @@ START_TEST(test_free_bus_in_reply_callback) {
   struct responder r;
   struct client q;
   responder_new(w, &r, "pw-");
-  client_new(w, &q);
-  struct client *cs[] = {&r.cl, &q};
-  wait_up(w, cs, 2, -1);
-  responder_listen(w, &r, ex, 0);
-  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
-  settle(w);
+  pair_up(w, &r, &q, ex, -1);
 
   struct free_in_cb f = {.w = w, .c = &q};
   char *key = NULL;
@@ -721,12 +729,7 @@ START_TEST(test_request_response) {
   struct responder r;
   struct client q;
   responder_new(w, &r, "pw-");
-  client_new(w, &q);
-  struct client *cs[] = {&r.cl, &q};
-  wait_up(w, cs, 2, -1);
-  responder_listen(w, &r, ex, 0);
-  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
-  settle(w);
+  pair_up(w, &r, &q, ex, -1);
 
   struct answer a1;
   request_once(w, &q, ex, "1001", SEC, &a1);
@@ -768,12 +771,7 @@ START_TEST(test_reply_wrong_msg_id_ignored) {
   struct client q;
   responder_new(w, &r, "right-");
   r.wrong_first = true;
-  client_new(w, &q);
-  struct client *cs[] = {&r.cl, &q};
-  wait_up(w, cs, 2, -1);
-  responder_listen(w, &r, ex, 0);
-  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
-  settle(w);
+  pair_up(w, &r, &q, ex, -1);
   struct answer a;
   request_once(w, &q, ex, "1001", SEC, &a);
   ck_assert_int_eq(a.status, 0);
@@ -793,12 +791,7 @@ START_TEST(test_request_timeout) {
   struct client q;
   responder_new(w, &r, "");
   r.silent = true; /* gets the request, never answers */
-  client_new(w, &q);
-  struct client *cs[] = {&r.cl, &q};
-  wait_up(w, cs, 2, -1);
-  responder_listen(w, &r, ex, 0);
-  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
-  settle(w);
+  pair_up(w, &r, &q, ex, -1);
   uint64_t t0 = W->now(w);
   struct answer a;
   request_once(w, &q, ex, "1001", 300 * MS, &a);
@@ -1005,12 +998,7 @@ START_TEST(test_failover_replays_topology) {
   struct responder r;
   struct client q;
   responder_new(w, &r, "pw-");
-  client_new(w, &q);
-  struct client *cs[] = {&r.cl, &q};
-  wait_up(w, cs, 2, 0);
-  responder_listen(w, &r, ex, 0);
-  ck_assert_int_eq(kz_bus_declare_exchange(q.bus, ex, KZ_BUS_EX_TOPIC), 0);
-  settle(w);
+  pair_up(w, &r, &q, ex, 0);
   struct answer a;
   request_once(w, &q, ex, "1001", SEC, &a);
   ck_assert_int_eq(a.status, 0);
@@ -1018,6 +1006,7 @@ START_TEST(test_failover_replays_topology) {
   ck_assert_int_eq(W->broker_kill(w, 0), 0);
   /* Both move to broker 1 and replay exchanges, queues (the reply queue
    * among them), bindings and consumers there. */
+  struct client *cs[] = {&r.cl, &q};
   struct up_wait u = {cs, 2, 1};
   ck_assert_int_eq(W->run_until(w, all_up, &u, 10 * SEC), 0);
   ck_assert_int_eq(r.cl.downs, 1);
