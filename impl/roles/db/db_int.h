@@ -343,6 +343,10 @@ void kz_db_repl_notify(struct kz_db *db, int64_t dbid);
 void kz_db_repl_conn_gone(struct kz_db_repl *r);
 /* Stops every replication and frees the HTTP client. */
 void kz_db_repls_free(struct kz_db *db);
+/* Whether a continuous replication of all documents from `source` to
+ * `target` (as a client named them) runs: the one a POST /_replicate of
+ * the same would find and answer 202 for. */
+bool kz_db_repl_running(const struct kz_db *db, const char *source, const char *target);
 /* _active_tasks entries of the running replications (new array). */
 json_t *kz_db_repl_tasks(struct kz_db *db);
 /* Runs one request against this instance as if it came from a socket:

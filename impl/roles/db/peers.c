@@ -10,9 +10,9 @@
 /* Each scan asks every peer for GET /_all_dbs, one peer at a time, and
  * for each database there starts (through the same POST /_replicate a
  * client would send) a continuous pull from <peer>/<db> into the local
- * database of the same name, created when missing.  The replicator
- * dedups by replication id, so asking again for a running one is a
- * no-op; a pull whose peer goes away retries with backoff and resumes
+ * database of the same name, created when missing; a pull that runs
+ * already is not asked for again (an account per database makes
+ * thousands of them).  A pull whose peer goes away retries with backoff and resumes
  * from its checkpoint when the peer is back, and a scan that cannot
  * reach a peer just tries again next time.  The peer pulls from us the
  * same way, so both sides end up with every database and revision.
@@ -30,13 +30,18 @@ struct kz_db_peers {
 
 static void scan_next(void *arg);
 
-/* Starts (or confirms) the continuous pull of `name` from `peer`. */
+/* Starts the continuous pull of `name` from `peer` unless it runs (a
+ * scan finds most of them running: they are not asked for again). */
 static void pull(struct kz_db *db, const char *peer, const char *name) {
   struct kz_buf src = {0};
   int rc = kz_buf_append_cstr(&src, peer);
   if (!rc) rc = kz_buf_append_byte(&src, '/');
   if (!rc) rc = kz_db_enc_append(&src, name);
   if (!rc) rc = kz_buf_append_byte(&src, 0);
+  if (!rc && kz_db_repl_running(db, (const char *)src.data, name)) {
+    kz_buf_free(&src);
+    return;
+  }
   json_t *body = rc ? NULL
                     : json_pack("{s:s,s:s,s:b,s:b}", "source", (const char *)src.data, "target", name,
                                 "continuous", 1, "create_target", 1);

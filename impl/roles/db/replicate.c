@@ -652,6 +652,13 @@ static int ep_parse(struct kz_db_reply *rep, const json_t *v, struct ep *e, cons
   return 0;
 }
 
+bool kz_db_repl_running(const struct kz_db *db, const char *source, const char *target) {
+  for (const struct kz_db_repl *r = db->repls; r; r = r->next)
+    if (r->continuous && !r->doc_ids && !strcmp(r->src.display, source) && !strcmp(r->tgt.display, target))
+      return true;
+  return false;
+}
+
 static struct kz_db_repl *repl_find(struct kz_db *db, const char *local_id) {
   for (struct kz_db_repl *r = db->repls; r; r = r->next)
     if (!strcmp(r->local_id, local_id)) return r;
