@@ -19,7 +19,7 @@
  *  reg    what the proxy does per successful REGISTER (impl/roles/proxy
  *         registrar.c publish_reg): build the registration body,
  *         kz_kapi_build(reg_success), kz_bus_rk_reg_success,
- *         kz_bus_publish_msg on "registrar".
+ *         kz_bus_publish_built on "registrar".
  *  rtt    the JSON work of one bench/bus round trip: json_pack the
  *         authn_req (600 B), kz_bus_request; the responder json_loadb's
  *         the bytes, json_pack's an authn_resp, kz_bus_reply; the reply's
@@ -176,7 +176,7 @@ static void run_reg(struct kz_env *env, uint64_t n) {
     char *rk = NULL;
     if (kz_kapi_build(KZ_KAPI_REG_SUCCESS, &o, &prng, body, &msg, &err) ||
         kz_bus_rk_reg_success(&rk, "example.com", "1001") ||
-        kz_bus_publish_msg(bus, "registrar", rk, msg, NULL, NULL))
+        kz_bus_publish_built(bus, "registrar", rk, msg, NULL, NULL))
       die("reg_success refused");
     kz_free(rk);
     json_decref(msg);

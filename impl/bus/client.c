@@ -774,6 +774,13 @@ int kz_bus_publish_msg(struct kz_bus *bus, const char *exchange,
   return publish_json(bus, exchange, routing_key, msg, confirm_cb, arg);
 }
 
+int kz_bus_publish_built(struct kz_bus *bus, const char *exchange,
+                         const char *routing_key, const json_t *msg,
+                         kz_bus_confirm_fn *confirm_cb, void *arg) {
+  if (!bus || !exchange || !json_is_object(msg)) return KZ_EINVAL;
+  return publish_json(bus, exchange, routing_key, msg, confirm_cb, arg);
+}
+
 /* ------------------------------------------------------------------ */
 /* Request/response                                                     */
 

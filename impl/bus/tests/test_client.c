@@ -5,6 +5,7 @@
 
 #include "kz/bus_client.h"
 #include "kz/error.h"
+#include "kz/kapi.h"
 #include "kz/mem.h"
 #include "kz/sim.h"
 #include "kz_test.h"
@@ -579,6 +580,27 @@ START_TEST(test_validation_and_reply) {
                    KZ_EINVAL);
   ck_assert_str_eq(fk_text(&x), ""); /* nothing sent */
   json_decref(bad);
+
+  /* What kz_kapi_build returned goes out through kz_bus_publish_built
+   * byte for byte as through kz_bus_publish_msg (which validates it a
+   * second time); a non-object is still refused. */
+  const struct kz_kapi_origin px = {"kz_proxy", "0.1.0", "proxy@h", NULL};
+  struct kz_prng prng;
+  kz_prng_seed(&prng, 3);
+  json_t *sync_body = json_object();
+  json_t *built = NULL;
+  struct kz_kapi_error kerr;
+  ck_assert_int_eq(kz_kapi_build(KZ_KAPI_REG_SYNC, &px, &prng, sync_body, &built, &kerr), 0);
+  ck_assert_int_eq(kz_bus_publish_msg(x.bus, "registrar", "k", built, NULL, NULL), 0);
+  char *via_msg = kz_strdup(x.fk->last_body);
+  ck_assert_int_eq(kz_bus_publish_built(x.bus, "registrar", "k", built, NULL, NULL), 0);
+  ck_assert_str_eq(x.fk->last_body, via_msg);
+  ck_assert(strstr(via_msg, "\"Event-Name\":\"reg_sync\"") != NULL);
+  ck_assert_int_eq(kz_bus_publish_built(x.bus, "registrar", "k", json_object_get(built, "Msg-ID"), NULL, NULL),
+                   KZ_EINVAL);
+  kz_free(via_msg);
+  json_decref(built);
+  json_decref(sync_body);
 
   /* kz_bus_reply: to "targeted", key = the request's reply queue (the
    * part after the last '/' of a pid:// Server-ID), Msg-ID copied. */

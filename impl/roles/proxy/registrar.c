@@ -170,7 +170,7 @@ static void publish_reg(struct kz_proxy *p, const struct px_aor *a, const struct
   char *rk = NULL;
   if (kz_kapi_build(KZ_KAPI_REG_SUCCESS, &o, &p->prng, body, &msg, &err) == 0 &&
       kz_bus_rk_reg_success(&rk, a->realm, a->user) == 0) {
-    if (kz_bus_publish_msg(p->bus, "registrar", rk, msg, NULL, NULL) == 0) p->st.reg_success_published++;
+    if (kz_bus_publish_built(p->bus, "registrar", rk, msg, NULL, NULL) == 0) p->st.reg_success_published++;
   } else {
     kz_log(p->env, KZ_LOG_WARN, PX_LOG, "reg_success not built: %s", err.reason);
   }
