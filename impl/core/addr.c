@@ -33,21 +33,52 @@ static int parse_port(const char *s, const char *end, uint16_t *port) {
   return 0;
 }
 
-/* Strict dotted quad: four decimal octets, no leading zeros, nothing else. */
-static int parse_v4(const char *s, const char *end, uint8_t ip[4]) {
-  for (int i = 0; i < 4; i++) {
-    if (i > 0) {
-      if (s >= end || *s != '.') return KZ_EINVAL;
-      s++;
+bool kz_ip4_parse(const char *p, size_t n, unsigned flags, uint8_t out[4]) {
+  uint8_t ip[4];
+  size_t i = 0;
+  for (int part = 0; part < 4; part++) {
+    if (part > 0) {
+      if (i >= n || p[i] != '.') return false;
+      i++;
     }
-    const char *start = s;
-    uint32_t v = 0;
-    while (s < end && *s >= '0' && *s <= '9' && s - start < 3) v = v * 10 + (uint32_t)(*s++ - '0');
-    if (s == start || v > 255) return KZ_EINVAL;
-    if (s - start > 1 && *start == '0') return KZ_EINVAL;
-    ip[i] = (uint8_t)v;
+    size_t start = i;
+    unsigned v = 0;
+    while (i < n && p[i] >= '0' && p[i] <= '9' && i - start < 3) v = v * 10 + (unsigned)(p[i++] - '0');
+    if (i == start || v > 255) return false;
+    if (!(flags & KZ_IP4_LEADING_ZEROS) && i - start > 1 && p[start] == '0') return false;
+    ip[part] = (uint8_t)v;
   }
-  return s == end ? 0 : KZ_EINVAL;
+  if (i != n) return false;
+  if (out) memcpy(out, ip, 4);
+  return true;
+}
+
+static int parse_v6(const char *s, size_t n, uint8_t ip[16]) {
+  char tmp[INET6_ADDRSTRLEN];
+  if (n == 0 || n >= sizeof(tmp)) return KZ_EINVAL;
+  memcpy(tmp, s, n);
+  tmp[n] = 0;
+  return inet_pton(AF_INET6, tmp, ip) == 1 ? 0 : KZ_EINVAL;
+}
+
+int kz_addr_from_literal(struct kz_addr *out, const char *host, size_t len, uint16_t port, unsigned flags) {
+  if (!out || !host) return KZ_EINVAL;
+  struct kz_addr a;
+  memset(&a, 0, sizeof(a));
+  a.port = port;
+  if (len >= 2 && host[0] == '[' && host[len - 1] == ']') {
+    host++;
+    len -= 2;
+  }
+  if (memchr(host, ':', len)) {
+    if (parse_v6(host, len, a.ip)) return KZ_EINVAL;
+    a.family = 6;
+  } else {
+    if (!kz_ip4_parse(host, len, flags, a.ip)) return KZ_EINVAL;
+    a.family = 4;
+  }
+  *out = a;
+  return 0;
 }
 
 int kz_addr_parse(struct kz_addr *out, const char *s) {
@@ -58,12 +89,7 @@ int kz_addr_parse(struct kz_addr *out, const char *s) {
   if (*s == '[') {
     const char *close = memchr(s, ']', (size_t)(end - s));
     if (!close) return KZ_EINVAL;
-    char tmp[INET6_ADDRSTRLEN];
-    size_t n = (size_t)(close - s - 1);
-    if (n == 0 || n >= sizeof(tmp)) return KZ_EINVAL;
-    memcpy(tmp, s + 1, n);
-    tmp[n] = 0;
-    if (inet_pton(AF_INET6, tmp, a.ip) != 1) return KZ_EINVAL;
+    if (parse_v6(s + 1, (size_t)(close - s - 1), a.ip)) return KZ_EINVAL;
     a.family = 6;
     const char *rest = close + 1;
     if (rest != end) {
@@ -72,7 +98,7 @@ int kz_addr_parse(struct kz_addr *out, const char *s) {
   } else {
     const char *colon = memchr(s, ':', (size_t)(end - s));
     const char *ip_end = colon ? colon : end;
-    if (parse_v4(s, ip_end, a.ip)) return KZ_EINVAL;
+    if (!kz_ip4_parse(s, (size_t)(ip_end - s), 0, a.ip)) return KZ_EINVAL;
     a.family = 4;
     if (colon && parse_port(colon + 1, end, &a.port)) return KZ_EINVAL;
   }

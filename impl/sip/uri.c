@@ -1,6 +1,7 @@
 /* uri.c — SIP/SIPS/tel/absolute URI parsing, hosts and IPv6 references, parameter lists (RFC 3261 §19.1, §25; RFC 5954). */
 #include <string.h>
 
+#include "kz/env.h"
 #include "kz/error.h"
 #include "sip_int.h"
 
@@ -57,24 +58,10 @@ bool kz_sip_port_parse(struct kz_slice s, uint16_t *port) {
   return true;
 }
 
-/* Dotted quad, each part 1-3 digits <= 255: exactly four parts, no
- * empty part, no trailing dot. */
+/* RFC 3261's IPv4address: a dotted quad of 1-3 digit parts <= 255
+ * (leading zeros allowed by the grammar). */
 static bool ipv4_valid(const char *p, const char *e) {
-  for (int part = 0;; part++) {
-    const char *s = p;
-    uint32_t v = 0;
-    while (p < e) {
-      uint32_t d = (uint32_t)((unsigned char)*p) - '0';
-      if (d > 9) break;
-      if (p - s == 3) return false; /* a fourth digit */
-      v = v * 10 + d;
-      p++;
-    }
-    if (p == s || v > 255) return false;
-    if (part == 3) return p == e;
-    if (p == e || *p != '.') return false;
-    p++;
-  }
+  return kz_ip4_parse(p, (size_t)(e - p), KZ_IP4_LEADING_ZEROS, NULL);
 }
 
 /* RFC 4291 §2.2 text forms (the RFC 5954 correction of RFC 3261's

@@ -313,11 +313,7 @@ static int build_response_up(struct kz_proxy *p, const struct kz_sip_msg *r,
 static bool via_dest(const struct kz_sip_via *v, struct kz_addr *out, enum kz_sip_transport *tp) {
   struct kz_slice host = v->received.p && v->received.len ? v->received : v->host;
   uint16_t port = v->rport > 0 ? (uint16_t)v->rport : (v->port ? v->port : 5060);
-  char buf[96];
-  if (host.len > 64) return false;
-  if (memchr(host.p, ':', host.len)) snprintf(buf, sizeof buf, "[%.*s]:%u", (int)host.len, host.p, port);
-  else snprintf(buf, sizeof buf, "%.*s:%u", (int)host.len, host.p, port);
-  if (kz_addr_parse(out, buf) != 0) return false;
+  if (!host.p || kz_addr_from_literal(out, host.p, host.len, port, KZ_IP4_LEADING_ZEROS) != 0) return false;
   *tp = v->transport == KZ_SIP_TRANSPORT_TCP ? KZ_SIP_TRANSPORT_TCP : KZ_SIP_TRANSPORT_UDP;
   return true;
 }

@@ -27,16 +27,8 @@ const char *px_transport_name(enum kz_sip_transport t) {
 }
 
 bool px_host_is_ip(struct kz_slice host) {
-  if (!host.p || !host.len || host.len >= 64) return false;
-  char buf[72];
-  if (memchr(host.p, ':', host.len)) { /* IPv6 reference (brackets stripped) */
-    snprintf(buf, sizeof buf, "[%.*s]", (int)host.len, host.p);
-  } else {
-    memcpy(buf, host.p, host.len);
-    buf[host.len] = 0;
-  }
   struct kz_addr a;
-  return kz_addr_parse(&a, buf) == 0;
+  return host.p && kz_addr_from_literal(&a, host.p, host.len, 0, KZ_IP4_LEADING_ZEROS) == 0;
 }
 
 bool px_uri_addr(const struct kz_sip_uri *u, struct kz_addr *out, enum kz_sip_transport *tp) {
@@ -44,13 +36,9 @@ bool px_uri_addr(const struct kz_sip_uri *u, struct kz_addr *out, enum kz_sip_tr
   struct kz_slice host = u->host;
   struct kz_slice maddr;
   if (kz_sip_param_get(u->params, "maddr", &maddr) && maddr.p && maddr.len) host = maddr;
-  if (!px_host_is_ip(host)) return false;
-  char buf[80];
-  if (memchr(host.p, ':', host.len))
-    snprintf(buf, sizeof buf, "[%.*s]:%u", (int)host.len, host.p, u->port ? u->port : 5060);
-  else
-    snprintf(buf, sizeof buf, "%.*s:%u", (int)host.len, host.p, u->port ? u->port : 5060);
-  if (kz_addr_parse(out, buf) != 0) return false;
+  if (!host.p ||
+      kz_addr_from_literal(out, host.p, host.len, u->port ? u->port : 5060, KZ_IP4_LEADING_ZEROS) != 0)
+    return false;
   if (tp) {
     struct kz_slice t;
     *tp = KZ_SIP_TRANSPORT_UDP;
@@ -117,10 +105,7 @@ bool px_alias_parse(struct kz_slice alias, struct kz_addr *out, enum kz_sip_tran
   }
   uint64_t port = 0;
   if (kz_slice_to_u64(kz_slice_cstr(t1), 65535, &port) != 0 || !port) return false;
-  char ab[128];
-  if (strchr(buf, ':') && buf[0] != '[') snprintf(ab, sizeof ab, "[%s]:%u", buf, (unsigned)port);
-  else snprintf(ab, sizeof ab, "%s:%u", buf, (unsigned)port);
-  if (kz_addr_parse(out, ab) != 0) return false;
+  if (kz_addr_from_literal(out, buf, strlen(buf), (uint16_t)port, KZ_IP4_LEADING_ZEROS) != 0) return false;
   *tp = proto == 2 ? KZ_SIP_TRANSPORT_TCP : proto == 3 ? KZ_SIP_TRANSPORT_TLS : KZ_SIP_TRANSPORT_UDP;
   return true;
 }

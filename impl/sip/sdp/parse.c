@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "kz/env.h"
 #include "kz/error.h"
 #include "kz/mem.h"
 #include "kz/sdp.h"
@@ -80,21 +81,8 @@ static int hexval(char c) {
   return -1;
 }
 
-bool kz_sdp_parse_ip4(struct kz_slice s, uint8_t out[4]) {
-  size_t i = 0;
-  for (int o = 0; o < 4; o++) {
-    if (o > 0) {
-      if (i >= s.len || s.p[i] != '.') return false;
-      i++;
-    }
-    size_t start = i;
-    unsigned v = 0;
-    while (i < s.len && is_digit(s.p[i]) && i - start < 3) v = v * 10 + (unsigned)(s.p[i++] - '0');
-    if (i == start || v > 255) return false;
-    out[o] = (uint8_t)v;
-  }
-  return i == s.len;
-}
+/* RFC 4566's IP4-address, leading zeros allowed as in SIP. */
+bool kz_sdp_parse_ip4(struct kz_slice s, uint8_t out[4]) { return kz_ip4_parse(s.p, s.len, KZ_IP4_LEADING_ZEROS, out); }
 
 bool kz_sdp_parse_ip6(struct kz_slice s, uint8_t out[16]) {
   uint16_t w[8];

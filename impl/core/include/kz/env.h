@@ -39,6 +39,18 @@ struct kz_addr kz_addr_v4(uint32_t ip_host_order, uint16_t port);
 /* Parses "a.b.c.d:port", "a.b.c.d" (port 0), "[v6]:port" or "[v6]".
  * Returns 0 or KZ_EINVAL. */
 int kz_addr_parse(struct kz_addr *out, const char *s);
+/* One parser of IPv4 literals for every module: p[0..n) is exactly a
+ * dotted quad of 1-3 digit decimal parts <= 255.  Leading zeros
+ * ("010") are refused unless flags has KZ_IP4_LEADING_ZEROS: SIP's and
+ * SDP's grammars allow them (read as decimal, as Kamailio does);
+ * kz_addr_parse, for configuration, does not (inet_aton would read
+ * them as octal).  out (may be NULL) gets the four bytes. */
+enum { KZ_IP4_LEADING_ZEROS = 1 };
+bool kz_ip4_parse(const char *p, size_t n, unsigned flags, uint8_t out[4]);
+/* An address from an IP literal as protocols carry it: a dotted quad
+ * (under `flags`, as kz_ip4_parse) or an IPv6 text, bracketed or not,
+ * and a port.  *out is written only on success.  0 or KZ_EINVAL. */
+int kz_addr_from_literal(struct kz_addr *out, const char *host, size_t len, uint16_t port, unsigned flags);
 /* Writes "a.b.c.d:port" / "[v6]:port"; returns the length. */
 size_t kz_addr_format(const struct kz_addr *a, char *out, size_t outlen);
 /* Writes only the IP ("a.b.c.d" or "v6" without brackets). */

@@ -1376,6 +1376,20 @@ START_TEST(test_nat_invite_contact_alias) {
   ck_assert_ptr_nonnull(fi);
   ck_assert(hdr_value(fi, "Contact", c, sizeof c));
   ck_assert_str_eq(c, "<sip:alice@192.0.2.10:5060>");
+  /* The same source written with leading zeros (RFC 3261's IPv4address
+   * allows them; decimal, as Kamailio reads them): not NATed either. */
+  snprintf(inv, sizeof inv,
+           "INVITE sip:2002@" REALM " SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP 192.000.002.010:5060;branch=z9hG4bK-zeros1;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=z1\r\nTo: <sip:2002@" REALM ">\r\n"
+           "Call-ID: call-zeros@test\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@192.000.002.010:5060>\r\n"
+           "Content-Length: 0\r\n\r\n");
+  send_raw(w, ALICE, inv);
+  run(w, 50 * MS);
+  fi = find_msg(w, FS1, 0, "INVITE sip:2002@" REALM);
+  ck_assert_ptr_nonnull(fi);
+  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  ck_assert_str_eq(c, "<sip:alice@192.000.002.010:5060>");
 
   /* A name-addr with URI parameters and header parameters, and an
    * addr-spec (which needs <> once its URI has a parameter). */
