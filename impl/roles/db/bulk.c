@@ -201,8 +201,8 @@ int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct
   o.ok_quiet = !o.new_edits;
   kz_buf_reset(out);
   /* About 80 bytes a result (a document is several times that): one
-   * allocation instead of a dozen. */
-  size_t guess = streamed ? q->body_len / 4 : json_array_size(docs) * 80;
+   * allocation instead of a dozen.  Replication hears of failures only. */
+  size_t guess = !o.new_edits ? 64 : streamed ? q->body_len / 4 : json_array_size(docs) * 80;
   int rc = kz_buf_reserve(out, 2 + (guess < 8000000 ? guess : 8000000));
   if (!rc) rc = kz_buf_append_byte(out, '[');
   if (!rc) rc = kz_db_store_begin(db);
