@@ -55,19 +55,24 @@ int kz_db_q_json(struct kz_db_req *q, struct kz_db_reply *r, const char *key, js
   return 0;
 }
 
-int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t **out) {
+json_t *kz_db_json_parse(const char *p, size_t n) {
+  /* JSON_ALLOW_NUL: CouchDB stores strings holding U+0000; they are
+   * kept escaped ("\u0000") in stored text and in replies. */
+  /* The direct reader first (impl/json); it leaves anything it is not
+   * sure of, errors included, to jansson. */
+  json_t *v = NULL;
+  if (kz_json_parse(p, n, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, &v) == 0) return v;
   json_error_t err;
+  return json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+}
+
+int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t **out) {
   *out = NULL;
   if (q->body_len == 0) {
     kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
     return KZ_EPROTO;
   }
-  /* JSON_ALLOW_NUL: CouchDB stores strings holding U+0000; they are
-   * kept escaped ("\u0000") in stored text and in replies. */
-  /* The direct parser first (json_fast.c); it leaves anything it is
-   * not sure of, errors included, to jansson. */
-  if (kz_json_parse(q->body, q->body_len, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, out)) *out = NULL;
-  if (!*out) *out = json_loadb(q->body, q->body_len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+  *out = kz_db_json_parse(q->body, q->body_len);
   if (!*out) {
     kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
     return KZ_EPROTO;

@@ -61,15 +61,6 @@ static size_t skip_value(const char *p, size_t i, size_t n) {
   return depth == 0 ? i : 0;
 }
 
-/* One JSON value, whole: the direct reader, else jansson (which takes
- * what the direct reader leaves to it).  NULL when it is not JSON. */
-static json_t *parse_span(const char *p, size_t n) {
-  json_t *v = NULL;
-  if (kz_json_parse(p, n, KZ_JSON_ALLOW_NUL, KZ_DB_JSON_DEPTH, &v) == 0) return v;
-  json_error_t err;
-  return json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-}
-
 struct bulk_shape {
   size_t docs_at; /* the '[' of "docs" */
   bool new_edits;
@@ -95,6 +86,8 @@ static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
     if (i >= n || p[i] != ':') return false;
     i = ws(p, i + 1, n);
     if (i >= n) return false;
+    size_t e = skip_value(p, i, n);
+    if (!e || e == i) return false;
     if (klen == 4 && !memcmp(p + k, "docs", 4)) {
       if (have_docs || p[i] != '[') return false;
       have_docs = true;
@@ -102,17 +95,12 @@ static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
     } else if (klen == 9 && !memcmp(p + k, "new_edits", 9)) {
       if (have_ne) return false;
       have_ne = true;
-      if (n - i >= 4 && !memcmp(p + i, "true", 4)) sh->new_edits = true;
-      else if (n - i >= 5 && !memcmp(p + i, "false", 5)) sh->new_edits = false;
+      if (e - i == 4 && !memcmp(p + i, "true", 4)) sh->new_edits = true;
+      else if (e - i == 5 && !memcmp(p + i, "false", 5)) sh->new_edits = false;
       else return false;
-    }
-    size_t e = skip_value(p, i, n);
-    if (!e || e == i) return false;
-    if (klen == 9 && !memcmp(p + k, "new_edits", 9)) {
-      if (e - i != (sh->new_edits ? 4u : 5u)) return false;
-    } else if (!(klen == 4 && !memcmp(p + k, "docs", 4))) {
+    } else {
       /* Any other member must be JSON too (it is then ignored). */
-      json_t *v = parse_span(p + i, e - i);
+      json_t *v = kz_db_json_parse(p + i, e - i);
       if (!v) return false;
       json_decref(v);
     }
@@ -156,7 +144,7 @@ static int bulk_stream(struct kz_db *db, const struct kz_db_update_opts *o, cons
   if (i < n && p[i] == ']') return 0;
   for (;;) {
     size_t e = skip_value(p, i, n);
-    json_t *doc = e > i ? parse_span(p + i, e - i) : NULL;
+    json_t *doc = e > i ? kz_db_json_parse(p + i, e - i) : NULL;
     if (!doc) break;
     int rc = bulk_one(db, o, doc, ok, out, first, changed);
     json_decref(doc);

@@ -259,6 +259,9 @@ int kz_db_q_u64(struct kz_db_req *q, struct kz_db_reply *r, const char *key, uin
 int kz_db_q_json(struct kz_db_req *q, struct kz_db_reply *r, const char *key, json_t **out);
 /* Parses the request body as JSON (object unless any). */
 int kz_db_body_json(struct kz_db_req *q, struct kz_db_reply *r, bool any, json_t **out);
+/* One JSON value, whole, as the db reads request bodies (strings may
+ * hold U+0000): a new reference, NULL when it is not JSON. */
+json_t *kz_db_json_parse(const char *p, size_t n);
 /* Requires a JSON content type (415 otherwise). */
 int kz_db_require_json(struct kz_db_req *q, struct kz_db_reply *r);
 
