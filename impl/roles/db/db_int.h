@@ -400,11 +400,11 @@ const struct kz_db_native_view *kz_db_native_view_find(const char *ddoc, const c
  * *rows is a new array of [key, value].  0 or KZ_ENOMEM. */
 int kz_db_map_run(const struct kz_db_native_view *v, const char *id, const json_t *doc, json_t **rows);
 
-/* Creates the view tables and rebuilds the index when the native views
+/* Creates the view tables and empties the index when the native views
  * changed since it was built.  Inside the open transaction.  0/KZ_EIO. */
 int kz_db_views_init(struct kz_db *db);
 /* Re-indexes one document after its winning revision changed (inside
- * the write's transaction, so the index commits with the document).
+ * the open transaction).
  * winner is the winning revision, NULL when the document is deleted
  * (its rows just go); body is that revision's body when the caller has
  * it parsed (NULL: read from the store); fresh says the document had
@@ -412,6 +412,10 @@ int kz_db_views_init(struct kz_db *db);
  * 0, KZ_EIO or KZ_ENOMEM. */
 int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
                           const struct kz_db_rev *winner, const json_t *body, bool fresh);
+/* Brings the view index of database dbid up to update_seq: re-maps
+ * the documents changed since the sequence it covers, in transactions
+ * of its own (none may be open).  0, KZ_EIO or KZ_ENOMEM. */
+int kz_db_views_update(struct kz_db *db, int64_t dbid, int64_t update_seq);
 /* Writes the open transaction's view row count changes (store.c calls
  * it before COMMIT).  0 or KZ_EIO. */
 int kz_db_views_flush_counts(struct kz_db *db);

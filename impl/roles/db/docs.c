@@ -101,14 +101,10 @@ static int insert_rev_row(struct kz_db *db, int64_t dbid, const char *docid,
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
-/* Writes the docs row (winner, deleted, seq) after the tree changed,
- * then the view index.  body is the parsed body of node `written` (the
- * revision just stored), handed to the indexer when that revision won
- * so it need not read it back; fresh says the document had no live
- * winner before this write (so it had no view rows). */
+/* Writes the docs row (winner, deleted, seq) after the tree changed.
+ * The view index catches up with it at the next query (views.c). */
 static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
-                          const struct kz_db_tree *t, int64_t seq, int written, const json_t *body,
-                          bool fresh) {
+                          const struct kz_db_tree *t, int64_t seq) {
   int w = kz_db_tree_winner(t);
   if (w < 0) return KZ_EIO;
   char rev[96];
@@ -125,16 +121,7 @@ static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
   sqlite3_bind_int(st, 5, t->nodes[w].deleted ? 1 : 0);
   int rc = sqlite3_step(st);
   kz_db_sql_done(db, st);
-  if (rc != SQLITE_DONE) return KZ_EIO;
-  /* The view index follows the winner in the same transaction. */
-  const struct kz_db_rev *live = t->nodes[w].deleted ? NULL : &t->nodes[w].rev;
-  return kz_db_views_index_doc(db, dbid, docid, live, w == written ? body : NULL, fresh);
-}
-
-/* True when the tree has no live winner: the document has no view rows. */
-static bool tree_dead(const struct kz_db_tree *t) {
-  int w = kz_db_tree_winner(t);
-  return w < 0 || t->nodes[w].deleted;
+  return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
 static int blob_put(struct kz_db *db, int64_t dbid, const char *digest, const void *data, size_t len) {
@@ -211,14 +198,13 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
   }
   int64_t seq = 0;
   if ((rc = kz_db_store_next_seq(db, dbid, &seq))) goto out;
-  bool fresh = tree_dead(t);
   int idx = tree_add(t, &rev, parent, deleted, true, seq);
   if (idx < 0) {
     rc = KZ_ENOMEM;
     goto out;
   }
   if ((rc = insert_rev_row(db, dbid, docid, &t->nodes[idx], prev, btxt, atxt))) goto out;
-  if ((rc = doc_row_update(db, dbid, docid, t, seq, idx, body, fresh))) goto out;
+  if ((rc = doc_row_update(db, dbid, docid, t, seq))) goto out;
   *out = rev;
 out:
   free(atxt);
@@ -589,8 +575,7 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
         first_new = i - 1;
         break;
       }
-    bool fresh = tree_dead(&t);
-    int written = -1;
+
     for (int i = first_new; i >= 0 && !rc; i--) {
       int parent = i + 1 < n ? kz_db_tree_find(&t, &p[i + 1]) : -1;
       bool leaf = i == 0;
@@ -599,11 +584,10 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
         rc = KZ_ENOMEM;
         break;
       }
-      if (leaf) written = idx;
       rc = insert_rev_row(db, o->dbid, id, &t.nodes[idx], parent >= 0 ? &t.nodes[parent].rev : NULL,
                           leaf ? btxt : NULL, leaf ? atxt : NULL);
     }
-    if (!rc) rc = doc_row_update(db, o->dbid, id, &t, seq, written, body, fresh);
+    if (!rc) rc = doc_row_update(db, o->dbid, id, &t, seq);
     free(atxt);
     if (rc) goto out;
   }

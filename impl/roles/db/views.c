@@ -22,11 +22,17 @@
  * instead of splitting pages full of wide values (the clustered layout
  * cost about half of a bulk write's SQLite time).
  *
- * The index is updated incrementally in the same SQLite transaction as
- * the document write (kz_db_views_index_doc is called wherever the
- * winning revision is recorded), so a crash can never leave it behind
- * or ahead of the documents, and a query never has to wait for an
- * indexer.  Design and _local documents are not mapped, as in CouchDB.
+ * The index is brought up to date when a view is read, as CouchDB
+ * does, not in each write's transaction: table vstate keeps, per
+ * database, the update sequence the index covers, and a query first
+ * re-maps the documents changed since (found through docs_by_seq), in
+ * transactions of their own that also advance vstate, so a crash can
+ * leave the index behind the documents but never inconsistent with
+ * vstate.  Writes then cost no mapping and no index rows: a bulk write
+ * of devices spent a third of its time on them.  A query with
+ * stale=ok or update=false reads the index as it is; stale=update_after
+ * or update=lazy answers first and updates after.  Design and _local
+ * documents are not mapped, as in CouchDB.
  *
  * Table vcounts keeps each view's row count per database (CouchDB's
  * total_rows), changed with the rows in the same transaction: counting
@@ -37,7 +43,7 @@
  * When the set of native views (or a map function) changes, bump
  * VIEWS_VERSION: the next open rebuilds the whole index. */
 
-#define VIEWS_VERSION "3" /* 3: vrows a rowid table with a unique order index */
+#define VIEWS_VERSION "4" /* 3: vrows a rowid table with a unique order index; 4: built at query time */
 
 /* Multi-line statements are parenthesised: one array element each.
  * vrows and its indexes come after the version check (see
@@ -47,6 +53,7 @@ static const char *const views_schema[] = {
     "CREATE TABLE IF NOT EXISTS kv(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
     ("CREATE TABLE IF NOT EXISTS vcounts(db INTEGER NOT NULL, view TEXT NOT NULL, n INTEGER NOT NULL,"
      " PRIMARY KEY(db, view)) WITHOUT ROWID"),
+    "CREATE TABLE IF NOT EXISTS vstate(db INTEGER PRIMARY KEY, seq INTEGER NOT NULL)",
 };
 
 static const char *const vrows_schema[] = {
@@ -109,24 +116,14 @@ static int vrows_create(struct kz_db *db) {
   return 0;
 }
 
+/* Empties the index: the next query of each database rebuilds it. */
 static int rebuild(struct kz_db *db) {
   /* Dropped, not emptied: an older version's table may have another
    * layout. */
   if (kz_db_sql_exec(db, "DROP TABLE IF EXISTS vrows") || vrows_create(db) ||
-      kz_db_sql_exec(db, "DELETE FROM vcounts"))
+      kz_db_sql_exec(db, "DELETE FROM vcounts") || kz_db_sql_exec(db, "DELETE FROM vstate"))
     return KZ_EIO;
-  sqlite3_stmt *st = kz_db_sql(db, "SELECT db, id, rev FROM docs WHERE deleted=0 ORDER BY db, id");
-  if (!st) return KZ_EIO;
-  int rc = 0, s;
-  while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW) {
-    struct kz_db_rev rev;
-    if (kz_db_rev_parse(&rev, (const char *)sqlite3_column_text(st, 2))) continue;
-    rc = kz_db_views_index_doc(db, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
-                               &rev, NULL, true);
-  }
-  if (!rc && s != SQLITE_DONE) rc = KZ_EIO;
-  kz_db_sql_done(db, st);
-  return rc;
+  return 0;
 }
 
 int kz_db_views_init(struct kz_db *db) {
@@ -145,7 +142,7 @@ int kz_db_views_init(struct kz_db *db) {
   kz_db_sql_done(db, st);
   if (!rc && same) rc = vrows_create(db);
   if (!rc && !same) {
-    kz_log(db->env, KZ_LOG_INFO, "db", "building the view index (%s)", (const char *)want.data);
+    kz_log(db->env, KZ_LOG_INFO, "db", "new view index (%s): rebuilt by the first queries", (const char *)want.data);
     rc = rebuild(db);
     st = rc ? NULL : kz_db_sql(db, "INSERT OR REPLACE INTO kv(name, value) VALUES('views_version', ?)");
     if (!rc && !st) rc = KZ_EIO;
@@ -160,7 +157,8 @@ int kz_db_views_init(struct kz_db *db) {
 }
 
 int kz_db_views_drop_db(struct kz_db *db, int64_t dbid) {
-  static const char *const dels[] = {"DELETE FROM vrows WHERE db=?", "DELETE FROM vcounts WHERE db=?"};
+  static const char *const dels[] = {"DELETE FROM vrows WHERE db=?", "DELETE FROM vcounts WHERE db=?",
+                                     "DELETE FROM vstate WHERE db=?"};
   for (size_t i = 0; i < sizeof dels / sizeof dels[0]; i++) {
     sqlite3_stmt *st = kz_db_sql(db, dels[i]);
     if (!st) return KZ_EIO;
@@ -256,6 +254,81 @@ int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
   return rc;
 }
 
+/* The update sequence the index of dbid covers (0: none).  -1 on error. */
+static int64_t vstate_seq(struct kz_db *db, int64_t dbid) {
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT seq FROM vstate WHERE db=?");
+  if (!st) return -1;
+  sqlite3_bind_int64(st, 1, dbid);
+  int s = sqlite3_step(st);
+  int64_t seq = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : s == SQLITE_DONE ? 0 : -1;
+  kz_db_sql_done(db, st);
+  return seq;
+}
+
+static int vstate_set(struct kz_db *db, int64_t dbid, int64_t seq) {
+  sqlite3_stmt *st = kz_db_sql(db, "INSERT OR REPLACE INTO vstate(db, seq) VALUES(?,?)");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, dbid);
+  sqlite3_bind_int64(st, 2, seq);
+  int s = sqlite3_step(st);
+  kz_db_sql_done(db, st);
+  return s == SQLITE_DONE ? 0 : KZ_EIO;
+}
+
+/* Documents re-mapped per transaction while catching up: bounds the
+ * WAL a catch-up grows and what a crash in it throws away. */
+#define UPDATE_BATCH 5000
+
+/* Re-maps, in one transaction, up to UPDATE_BATCH documents changed
+ * after *from, and moves vstate (and *from) past them, to update_seq
+ * when none are left.  Sets *done when the index is current. */
+static int update_batch(struct kz_db *db, int64_t dbid, int64_t *from, bool *done) {
+  int rc = kz_db_store_begin(db);
+  if (rc) return rc;
+  rc = kz_db_store_txn_db(db, dbid); /* loads the update sequence and the count deltas */
+  int64_t update_seq = db->txn_seq, last = *from;
+  bool fresh = *from == 0; /* nothing indexed yet: no rows to remove */
+  sqlite3_stmt *st =
+      rc ? NULL : kz_db_sql(db, "SELECT id, rev, deleted, seq FROM docs WHERE db=? AND seq>? ORDER BY seq");
+  if (!rc && !st) rc = KZ_EIO;
+  size_t n = 0;
+  int s = SQLITE_DONE;
+  if (st) {
+    sqlite3_bind_int64(st, 1, dbid);
+    sqlite3_bind_int64(st, 2, *from);
+    while (!rc && n < UPDATE_BATCH && (s = sqlite3_step(st)) == SQLITE_ROW) {
+      bool deleted = sqlite3_column_int(st, 2) != 0;
+      struct kz_db_rev rev;
+      last = sqlite3_column_int64(st, 3);
+      n++;
+      if (fresh && deleted) continue;
+      if (kz_db_rev_parse(&rev, (const char *)sqlite3_column_text(st, 1))) continue;
+      rc = kz_db_views_index_doc(db, dbid, (const char *)sqlite3_column_text(st, 0), deleted ? NULL : &rev,
+                                 NULL, fresh);
+    }
+    if (!rc && n < UPDATE_BATCH && s != SQLITE_DONE) rc = KZ_EIO;
+    kz_db_sql_done(db, st);
+  }
+  *done = !rc && n < UPDATE_BATCH;
+  if (*done) last = update_seq;
+  if (!rc) rc = vstate_set(db, dbid, last);
+  if (!rc) rc = kz_db_store_commit(db);
+  else kz_db_store_rollback(db);
+  if (!rc) *from = last;
+  return rc;
+}
+
+int kz_db_views_update(struct kz_db *db, int64_t dbid, int64_t update_seq) {
+  int64_t from = vstate_seq(db, dbid);
+  if (from < 0) return KZ_EIO;
+  bool done = from >= update_seq;
+  while (!done) {
+    int rc = update_batch(db, dbid, &from, &done);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Query parameters                                                    */
 
@@ -309,6 +382,7 @@ struct vq {
   int64_t group_level; /* -1 unset */
   uint64_t limit, skip;
   struct kz_db_read_opts ro;
+  enum { UPDATE_BEFORE, UPDATE_NEVER, UPDATE_AFTER } update;
 };
 
 static void vq_free(struct vq *v) {
@@ -373,6 +447,52 @@ static int parse_str2(struct kz_db_req *q, struct kz_db_reply *r, const json_t *
   return 0;
 }
 
+/* CouchDB's update (true, false, "lazy") and its older spelling stale
+ * ("ok", "update_after"), from the body or the query string. */
+static int parse_update(struct kz_db_req *q, struct kz_db_reply *r, const json_t *body, struct vq *v) {
+  static const struct {
+    const char *param, *word;
+    int update;
+  } words[] = {{"update", "true", UPDATE_BEFORE},  {"update", "false", UPDATE_NEVER},
+               {"update", "lazy", UPDATE_AFTER},   {"stale", "ok", UPDATE_NEVER},
+               {"stale", "update_after", UPDATE_AFTER}};
+  for (int pi = 0; pi < 2; pi++) {
+    const char *name = pi ? "stale" : "update";
+    const json_t *bv = body ? json_object_get(body, name) : NULL;
+    char word[16] = "";
+    bool present = bv != NULL;
+    if (json_is_boolean(bv)) snprintf(word, sizeof word, "%s", json_is_true(bv) ? "true" : "false");
+    else if (json_is_string(bv) && json_string_length(bv) < sizeof word) snprintf(word, sizeof word, "%s", json_string_value(bv));
+    if (!bv) {
+      struct kz_slice sl = kz_http_query_get(&q->query, name);
+      present = sl.p != NULL;
+      /* The query string's words may come quoted, as JSON strings. */
+      if (present && sl.len >= 2 && sl.p[0] == '"' && sl.p[sl.len - 1] == '"') {
+        sl.p++;
+        sl.len -= 2;
+      }
+      if (present && sl.len < sizeof word) {
+        memcpy(word, sl.p, sl.len);
+        word[sl.len] = 0;
+      }
+    }
+    if (!present) continue;
+    bool known = false;
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+      if (!strcmp(words[i].param, name) && !strcmp(words[i].word, word)) {
+        v->update = words[i].update;
+        known = true;
+      }
+    if (!known) {
+      char msg[64];
+      snprintf(msg, sizeof msg, "Invalid value for `%s`.", name);
+      kz_db_reply_error(r, 400, "query_parse_error", msg);
+      return KZ_EPROTO;
+    }
+  }
+  return 0;
+}
+
 static int vq_parse(struct kz_db_req *q, struct kz_db_reply *r, const json_t *body, struct vq *v) {
   memset(v, 0, sizeof *v);
   v->incl_end = true;
@@ -392,7 +512,7 @@ static int vq_parse(struct kz_db_req *q, struct kz_db_reply *r, const json_t *bo
       parse_bool(q, r, body, "conflicts", &v->ro.conflicts) ||
       parse_bool(q, r, body, "attachments", &v->ro.attachments) ||
       parse_int(q, r, body, "limit", &v->limit, NULL) || parse_int(q, r, body, "skip", &v->skip, NULL) ||
-      parse_int(q, r, body, "group_level", &gl, &has_gl))
+      parse_int(q, r, body, "group_level", &gl, &has_gl) || parse_update(q, r, body, v))
     return KZ_EPROTO;
   json_t *red = NULL;
   if (param(q, r, body, "reduce", P_BOOL, &red)) return KZ_EPROTO;
@@ -740,6 +860,11 @@ int kz_db_api_view(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_d
       goto out;
     }
   }
+  int err = v.update == UPDATE_BEFORE ? kz_db_views_update(db, info->id, info->update_seq) : 0;
+  if (err) {
+    kz_db_reply_kzerr(r, err);
+    goto out;
+  }
   rows = json_array();
   if (!rows) {
     kz_db_reply_kzerr(r, KZ_ENOMEM);
@@ -749,7 +874,6 @@ int kz_db_api_view(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_d
   struct red_ctx rc = {.v = &v, .kind = nv->reduce, .level = level, .rows = rows};
   row_fn fn = reduce ? red_row : map_row;
   void *ctx = reduce ? (void *)&rc : (void *)&mc;
-  int err = 0;
   int64_t offset = 0;
   if (v.keys) {
     size_t i;
@@ -793,6 +917,9 @@ int kz_db_api_view(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_d
   rows = NULL;
   if (res && v.update_seq) json_object_set_new(res, "update_seq", json_integer(info->update_seq));
   kz_db_reply_json(r, 200, res);
+  /* The answer is made; a failure here shows at the next query. */
+  if (v.update == UPDATE_AFTER && kz_db_views_update(db, info->id, info->update_seq))
+    kz_log(db->env, KZ_LOG_WARN, "db", "view index update after a stale query failed");
 out:
   json_decref(rows);
   kz_buf_free(&lo.k);

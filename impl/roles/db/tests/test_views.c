@@ -368,6 +368,66 @@ END_TEST
 
 /* The index commits with the documents: it survives a crash, and
  * replicated conflicts index the winner only. */
+/* The index is built when a view is read: stale=ok and update=false
+ * read it as it is, stale=update_after and update=lazy answer first
+ * and catch up after, any other word is a 400; a catch-up longer than
+ * one batch (5000 documents) covers them all, and deletions drop rows. */
+START_TEST(test_index_at_query_time) {
+  const char *path = "/lz/_design/devices/_view/sip_credentials";
+  put("/lz", NULL);
+  put("/lz/d1", "{\"pvt_type\":\"device\",\"sip\":{\"username\":\"alice\"}}");
+  struct th_resp *r = view(200, path, "stale=ok");
+  ck_assert_int_eq(json_array_size(rows(r)), 0);
+  ck_assert_int_eq(th_int(r, "total_rows"), 0);
+  r = view(200, path, NULL);
+  ck_assert_int_eq(json_array_size(rows(r)), 1);
+  ck_assert_str_eq(row_str(r, 0, "key"), "alice");
+  struct th_resp *g = req_ok(200, "GET", "/lz/d1", NULL);
+  char doc[256];
+  snprintf(doc, sizeof doc, "{\"_rev\":\"%s\",\"pvt_type\":\"device\",\"sip\":{\"username\":\"bob\"}}",
+           json_string_value(json_object_get(g->json, "_rev")));
+  put("/lz/d1", doc);
+  r = view(200, path, "update=false");
+  ck_assert_str_eq(row_str(r, 0, "key"), "alice");
+  r = view(200, path, "stale=update_after");
+  ck_assert_str_eq(row_str(r, 0, "key"), "alice");
+  r = view(200, path, "stale=ok");
+  ck_assert_int_eq(json_array_size(rows(r)), 1);
+  ck_assert_str_eq(row_str(r, 0, "key"), "bob");
+  r = req_ok(200, "POST", path, "{\"update\":\"lazy\"}");
+  ck_assert_str_eq(row_str(r, 0, "key"), "bob");
+  r = view(400, path, "update=maybe");
+  ck_assert_str_eq(th_str(r, "error"), "query_parse_error");
+  r = view(400, path, "stale=later");
+  ck_assert_str_eq(th_str(r, "reason"), "Invalid value for `stale`.");
+  /* Deleted: its row goes at the next query. */
+  g = req_ok(200, "GET", "/lz/d1", NULL);
+  char target[128];
+  snprintf(target, sizeof target, "/lz/d1?rev=%s", json_string_value(json_object_get(g->json, "_rev")));
+  req_ok(200, "DELETE", target, NULL);
+  r = view(200, path, NULL);
+  ck_assert_int_eq(json_array_size(rows(r)), 0);
+  ck_assert_int_eq(th_int(r, "total_rows"), 0);
+  /* More than one batch of changes. */
+  struct kz_buf b = {0};
+  ck_assert_int_eq(kz_buf_append_cstr(&b, "{\"docs\":["), 0);
+  for (int i = 0; i < 5003; i++)
+    ck_assert_int_eq(kz_buf_printf(&b, "%s{\"_id\":\"m%04d\",\"sip\":{\"username\":\"u%04d\"}}", i ? "," : "",
+                                   i, i),
+                     0);
+  ck_assert_int_eq(kz_buf_append_cstr(&b, "]}"), 0);
+  ck_assert_int_eq(kz_buf_append_byte(&b, 0), 0);
+  req_ok(201, "POST", "/lz/_bulk_docs", (const char *)b.data);
+  kz_buf_free(&b);
+  r = view(200, path, "key=\"u5002\"");
+  ck_assert_int_eq(json_array_size(rows(r)), 1);
+  ck_assert_str_eq(row_str(r, 0, "id"), "m5002");
+  ck_assert_int_eq(th_int(r, "total_rows"), 5003);
+  r = view(200, path, "key=\"u0000\"");
+  ck_assert_int_eq(json_array_size(rows(r)), 1);
+}
+END_TEST
+
 START_TEST(test_index_durable_and_conflicts) {
   put("/cx", NULL);
   put("/cx/d", "{\"pvt_type\":\"device\",\"sip\":{\"username\":\"one\"}}");
@@ -446,6 +506,7 @@ static Suite *views_suite(void) {
   tcase_add_test(tc, test_reduce);
   tcase_add_test(tc, test_missing_views);
   tcase_add_test(tc, test_index_durable_and_conflicts);
+  tcase_add_test(tc, test_index_at_query_time);
   return s;
 }
 

@@ -25,8 +25,8 @@
  * style); PouchDB accepts them.
  *
  * Beyond documents: Kazoo's views are built in (C ports of its
- * JavaScript maps, see maps.c; an index kept in the same transaction as
- * every write, views.c) and served at /db/_design/<ddoc>/_view/<view>
+ * JavaScript maps, see maps.c; an index brought up to date when a view
+ * is read, as CouchDB does, views.c) and served at /db/_design/<ddoc>/_view/<view>
  * with CouchDB's query parameters and collation; JavaScript views that
  * users store answer 501.  Mango (/db/_find, /db/_index) is in mango.c
  * and CouchDB's replication protocol (/_replicate, one-shot and
