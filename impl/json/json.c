@@ -584,3 +584,185 @@ int kz_json_write_str(struct kz_buf *out, const char *s, size_t len) {
   if (rc) kz_buf_truncate(out, old);
   return rc == WR_NOMEM ? KZ_ENOMEM : rc ? KZ_EINVAL : 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* Recoding: text to the writer's bytes without building the value.
+ * The walk is the reader's (same string, UTF-8 and number rules) and
+ * what it appends is what wr_value appends for the value the reader
+ * would build; everything whose bytes would take more than copying or
+ * re-escaping (reals, a repeated member, which jansson resolves in
+ * place, escaped member names, deep or very wide objects) gives up. */
+
+#define RECODE_MAX_DEPTH 32
+#define RECODE_MAX_MEMBERS 64
+
+struct recoder {
+  struct jp j;
+  const char *start;
+  struct kz_buf *out;
+  kz_json_member_fn on_private;
+  void *ctx;
+};
+
+static int rc_append(struct kz_buf *b, const void *p, size_t n) { return kz_buf_append(b, p, n) ? KZ_ENOMEM : 0; }
+
+/* A member name without escapes: its bytes are its text. */
+static int rc_name(struct jp *j, const char **k, size_t *kn) {
+  const char *p = ++j->p;
+  while (p < j->end && *p != '"') {
+    unsigned char c = (unsigned char)*p;
+    if (c < 0x20 || c == '\\') return KZ_EPROTO;
+    if (c >= 0x80) {
+      size_t len = kz_json_utf8_seq((const uint8_t *)p, (size_t)(j->end - p));
+      if (!len) return KZ_EPROTO;
+      p += len;
+    } else {
+      p++;
+    }
+  }
+  if (p >= j->end) return KZ_EPROTO;
+  *k = j->p;
+  *kn = (size_t)(p - j->p);
+  j->p = p + 1;
+  return 0;
+}
+
+static int rc_value(struct recoder *r, size_t depth) {
+  struct jp *j = &r->j;
+  struct kz_buf *b = r->out;
+  skip_ws(j);
+  if (j->p >= j->end) return KZ_EPROTO;
+  int rc;
+  switch (*j->p) {
+  case '{': {
+    if (depth >= j->max_depth) return KZ_EPROTO;
+    struct {
+      const char *p;
+      size_t n;
+    } names[RECODE_MAX_MEMBERS];
+    size_t nn = 0;
+    bool first = true;
+    j->p++;
+    if ((rc = rc_append(b, "{", 1))) return rc;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == '}') {
+      j->p++;
+      return rc_append(b, "}", 1);
+    }
+    for (;;) {
+      skip_ws(j);
+      const char *k;
+      size_t kn;
+      if (j->p >= j->end || *j->p != '"' || rc_name(j, &k, &kn) || nn == RECODE_MAX_MEMBERS) return KZ_EPROTO;
+      for (size_t i = 0; i < nn; i++)
+        if (names[i].n == kn && !memcmp(names[i].p, k, kn)) return KZ_EPROTO;
+      names[nn].p = k;
+      names[nn++].n = kn;
+      skip_ws(j);
+      if (j->p >= j->end || *j->p != ':') return KZ_EPROTO;
+      j->p++;
+      if (depth == 0 && r->on_private && kn && k[0] == '_') {
+        /* Checked like any value, then handed over instead of written. */
+        skip_ws(j);
+        const char *v = j->p;
+        size_t mark = b->len;
+        if ((rc = rc_value(r, depth + 1))) return rc;
+        kz_buf_truncate(b, mark);
+        if (r->on_private(r->ctx, k, kn, v, (size_t)(j->p - v))) return KZ_EPROTO;
+      } else {
+        if ((!first && (rc = rc_append(b, ",", 1))) || (rc = rc_append(b, "\"", 1)) ||
+            (rc = rc_append(b, k, kn)) || (rc = rc_append(b, "\":", 2)) || (rc = rc_value(r, depth + 1)))
+          return rc;
+        first = false;
+      }
+      skip_ws(j);
+      if (j->p < j->end && *j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if (j->p < j->end && *j->p == '}') {
+        j->p++;
+        return rc_append(b, "}", 1);
+      }
+      return KZ_EPROTO;
+    }
+  }
+  case '[': {
+    if (depth >= j->max_depth) return KZ_EPROTO;
+    j->p++;
+    if ((rc = rc_append(b, "[", 1))) return rc;
+    skip_ws(j);
+    if (j->p < j->end && *j->p == ']') {
+      j->p++;
+      return rc_append(b, "]", 1);
+    }
+    for (bool first = true;; first = false) {
+      if ((!first && (rc = rc_append(b, ",", 1))) || (rc = rc_value(r, depth + 1))) return rc;
+      skip_ws(j);
+      if (j->p < j->end && *j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if (j->p < j->end && *j->p == ']') {
+        j->p++;
+        return rc_append(b, "]", 1);
+      }
+      return KZ_EPROTO;
+    }
+  }
+  case '"': {
+    const char *s;
+    size_t n;
+    if ((rc = string(j, &s, &n))) return rc;
+    if (!(j->flags & KZ_JSON_ALLOW_NUL) && memchr(s, 0, n)) return KZ_EPROTO;
+    /* Unescaped, the text is already what wr_string writes (no control
+     * bytes, quotes or backslashes, valid UTF-8). */
+    if (s >= r->start && s < j->end) {
+      if ((rc = rc_append(b, s - 1, n + 2))) return rc;
+      return 0;
+    }
+    rc = wr_string(b, s, n);
+    return rc == WR_NOMEM ? KZ_ENOMEM : rc ? KZ_EPROTO : 0;
+  }
+  case 't':
+    return word(j, "true", 4) ? rc_append(b, "true", 4) : KZ_EPROTO;
+  case 'f':
+    return word(j, "false", 5) ? rc_append(b, "false", 5) : KZ_EPROTO;
+  case 'n':
+    return word(j, "null", 4) ? rc_append(b, "null", 4) : KZ_EPROTO;
+  default: {
+    /* Integers of up to 18 digits, as the reader takes them. */
+    const char *p = j->p;
+    bool neg = *p == '-';
+    if (neg) p++;
+    if (p >= j->end || *p < '0' || *p > '9') return KZ_EPROTO;
+    if (*p == '0' && p + 1 < j->end && p[1] >= '0' && p[1] <= '9') return KZ_EPROTO;
+    const char *digits = p;
+    while (p < j->end && *p >= '0' && *p <= '9') p++;
+    if ((p < j->end && (*p == '.' || *p == 'e' || *p == 'E')) || p - digits > 18) return KZ_EPROTO;
+    json_int_t v = 0;
+    for (const char *d = digits; d < p; d++) v = v * 10 + (*d - '0');
+    j->p = p;
+    return wr_int(b, neg ? -v : v) ? KZ_ENOMEM : 0;
+  }
+  }
+}
+
+int kz_json_recode(struct kz_buf *out, const void *data, size_t len, unsigned flags, size_t max_depth,
+                   kz_json_member_fn on_private, void *ctx) {
+  if (!data || !out) return KZ_EPROTO;
+  size_t old = out->len;
+  struct kz_buf tmp = {0};
+  struct recoder r = {.j = {.p = data, .end = (const char *)data + len, .tmp = &tmp, .flags = flags,
+                            .max_depth = max_depth < RECODE_MAX_DEPTH ? max_depth : RECODE_MAX_DEPTH},
+                      .start = data, .out = out, .on_private = on_private, .ctx = ctx};
+  skip_ws(&r.j);
+  int rc = (flags & KZ_JSON_OBJECT_ONLY) && (r.j.p >= r.j.end || *r.j.p != '{') ? KZ_EPROTO : rc_value(&r, 0);
+  if (!rc) {
+    skip_ws(&r.j);
+    if (r.j.p != r.j.end) rc = KZ_EPROTO;
+  }
+  kz_buf_free(&tmp);
+  if (rc) kz_buf_truncate(out, old);
+  return rc;
+}

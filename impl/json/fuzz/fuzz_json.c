@@ -44,7 +44,53 @@ static void check_read(const uint8_t *data, size_t size, unsigned flags, size_t 
   json_decref(got);
 }
 
+/* Each '_' member's value text, appended as "name\0value\0". */
+static int collect(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen) {
+  struct kz_buf *b = ctx;
+  KZ_FUZZ_CHECK(nlen && name[0] == '_');
+  return kz_buf_append(b, name, nlen) || kz_buf_append_byte(b, 0) || kz_buf_append(b, value, vlen) ||
+         kz_buf_append_byte(b, 0);
+}
+
+/* The recoder: when it takes a text, the reader takes it too and the
+ * bytes are the writer's for the reader's value (the '_' members left
+ * out and handed over, each one's text reading as its value). */
+static void check_recode(const uint8_t *data, size_t size) {
+  struct kz_buf b = {0}, w = {0}, priv = {0};
+  int rc = kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, NULL, NULL);
+  KZ_FUZZ_CHECK(rc == 0 || rc == KZ_EPROTO || rc == KZ_ENOMEM);
+  KZ_FUZZ_CHECK(rc == 0 || b.len == 0);
+  if (rc == 0) {
+    json_t *got = NULL;
+    KZ_FUZZ_CHECK(kz_json_parse(data, size, KZ_JSON_ALLOW_NUL, 256, &got) == 0);
+    KZ_FUZZ_CHECK(kz_json_write(&w, got, KZ_JSON_ENCODE_ANY) == 0);
+    KZ_FUZZ_CHECK(w.len == b.len && !memcmp(w.data, b.data, b.len));
+    if (json_is_object(got)) {
+      kz_buf_reset(&b);
+      kz_buf_reset(&w);
+      KZ_FUZZ_CHECK(kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, collect, &priv) == 0);
+      KZ_FUZZ_CHECK(kz_json_write(&w, got, KZ_JSON_SKIP_PRIVATE) == 0);
+      KZ_FUZZ_CHECK(w.len == b.len && !memcmp(w.data, b.data, b.len));
+      for (size_t i = 0; i < priv.len;) {
+        const char *name = (const char *)priv.data + i;
+        const char *value = name + strlen(name) + 1;
+        size_t vlen = strlen(value); /* a NUL inside would be escaped in the text */
+        json_t *pv = NULL;
+        KZ_FUZZ_CHECK(kz_json_parse(value, vlen, KZ_JSON_ALLOW_NUL, 256, &pv) == 0);
+        KZ_FUZZ_CHECK(json_equal(pv, json_object_get(got, name)));
+        json_decref(pv);
+        i = (size_t)(value + vlen + 1 - (const char *)priv.data);
+      }
+    }
+    json_decref(got);
+  }
+  kz_buf_free(&b);
+  kz_buf_free(&w);
+  kz_buf_free(&priv);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  check_recode(data, size);
   check_read(data, size, KZ_JSON_ALLOW_NUL, JSON_DECODE_ANY | JSON_ALLOW_NUL);                    /* the db */
   check_read(data, size, KZ_JSON_REJECT_DUPLICATES | KZ_JSON_OBJECT_ONLY, JSON_REJECT_DUPLICATES); /* the bus */
   return 0;

@@ -175,15 +175,13 @@ static const char *body_text(struct kz_db *db, const json_t *doc, size_t *len) {
 }
 
 /* Writes a new revision under `parent` (-1 for a first revision) with
- * the body of doc (its members but the '_' ones) and attachment
- * metadata (owned by the caller).  Returns 0 and
+ * the stored body text btxt (NUL-terminated, blen bytes: see body_text)
+ * and attachment metadata (owned by the caller).  Returns 0 and
  * the new rev, KZ_ECONFLICT when that exact revision exists, KZ_EIO or
  * KZ_ENOMEM. */
 static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t,
-                         int parent, bool deleted, const json_t *body, const json_t *atts,
+                         int parent, bool deleted, const char *btxt, size_t blen, const json_t *atts,
                          struct kz_db_rev *out) {
-  size_t blen = 0;
-  const char *btxt = body_text(db, body, &blen);
   char *atxt = atts && json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   int rc = KZ_ENOMEM;
   if (!btxt || (atts && json_object_size(atts) && !atxt)) goto out;
@@ -209,6 +207,43 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
 out:
   free(atxt);
   return rc;
+}
+
+/* The node a new_edits write extends: the leaf rev names, or without
+ * rev the winner when it is a tombstone (recreating a deleted document
+ * extends it), -1 for a new document; -2 when the write conflicts. */
+static int edit_parent(const struct kz_db_tree *t, const struct kz_db_rev *rev) {
+  if (rev) {
+    int parent = kz_db_tree_find(t, rev);
+    return parent < 0 || !t->nodes[parent].leaf ? -2 : parent;
+  }
+  int w = kz_db_tree_winner(t);
+  if (w < 0) return -1;
+  return t->nodes[w].deleted ? w : -2;
+}
+
+/* A success's result: {"ok":true,"id":..,"rev":..} as *result, or its
+ * text appended to o->ok_out, or nothing with o->ok_quiet. */
+static int ok_result(const struct kz_db_update_opts *o, const char *id, const struct kz_db_rev *rev,
+                     json_t **result, int *status) {
+  char rbuf[96];
+  kz_db_rev_format(rev, rbuf, sizeof rbuf);
+  *status = 201;
+  if (o->ok_quiet) return 0;
+  if (o->ok_out) {
+    /* The bytes kz_json_write gives for the object below. */
+    struct kz_buf *b = o->ok_out;
+    size_t mark = b->len;
+    if (kz_buf_append(b, "{\"ok\":true,\"id\":", 16) || kz_json_write_str(b, id, strlen(id)) ||
+        kz_buf_append(b, ",\"rev\":", 7) || kz_json_write_str(b, rbuf, strlen(rbuf)) ||
+        kz_buf_append_byte(b, '}')) {
+      kz_buf_truncate(b, mark);
+      return KZ_ENOMEM;
+    }
+    return 0;
+  }
+  *result = json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "rev", rbuf);
+  return *result ? 0 : KZ_ENOMEM;
 }
 
 /* ------------------------------------------------------------------ */
@@ -512,15 +547,8 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
   json_t *atts = NULL, *known = NULL;
   struct kz_db_rev *path = NULL;
   if (o->new_edits) {
-    int parent = -1;
-    int w = kz_db_tree_winner(&t);
-    if (rev_str) {
-      parent = kz_db_tree_find(&t, &rev);
-      if (parent < 0 || !t.nodes[parent].leaf) goto conflict;
-    } else if (w >= 0) {
-      if (!t.nodes[w].deleted) goto conflict;
-      parent = w; /* recreating a deleted document extends its tombstone */
-    }
+    int parent = edit_parent(&t, rev_str ? &rev : NULL);
+    if (parent == -2) goto conflict;
     if (in_atts && parent >= 0 && t.nodes[parent].has_body) {
       json_t *pb = NULL;
       rc = kz_db_store_rev_body(db, o->dbid, id, &t.nodes[parent].rev, &pb, &known);
@@ -535,7 +563,9 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
     }
     if (rc) goto out;
     struct kz_db_rev nrev;
-    rc = write_new_rev(db, o->dbid, id, &t, parent, deleted, body, atts, &nrev);
+    size_t blen = 0;
+    const char *btxt = body_text(db, body, &blen);
+    rc = write_new_rev(db, o->dbid, id, &t, parent, deleted, btxt, blen, atts, &nrev);
     if (rc == KZ_ECONFLICT) goto conflict;
     if (rc) goto out;
     rev = nrev;
@@ -591,27 +621,9 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
     free(atxt);
     if (rc) goto out;
   }
-ok: {
-  char rbuf[96];
-  kz_db_rev_format(&rev, rbuf, sizeof rbuf);
-  *status = 201;
-  if (o->ok_quiet) goto out;
-  if (o->ok_out) {
-    /* The bytes kz_json_write gives for the object below. */
-    struct kz_buf *b = o->ok_out;
-    size_t mark = b->len;
-    if (kz_buf_append(b, "{\"ok\":true,\"id\":", 16) || kz_json_write_str(b, id, strlen(id)) ||
-        kz_buf_append(b, ",\"rev\":", 7) || kz_json_write_str(b, rbuf, strlen(rbuf)) ||
-        kz_buf_append_byte(b, '}')) {
-      kz_buf_truncate(b, mark);
-      rc = KZ_ENOMEM;
-    }
-    goto out;
-  }
-  *result = json_pack("{s:b,s:s,s:s}", "ok", 1, "id", id, "rev", rbuf);
-  if (!*result) rc = KZ_ENOMEM;
+ok:
+  rc = ok_result(o, id, &rev, result, status);
   goto out;
-}
 conflict:
   *status = 409;
   *result = err_obj(id, "conflict", CONFLICT_REASON);
@@ -1039,7 +1051,9 @@ static void att_write(struct kz_db_req *q, struct kz_db_reply *r, const struct k
     json_object_del(atts, att);
   }
   struct kz_db_rev nrev;
-  rc = write_new_rev(db, info->id, docid, &t, parent, false, body, atts, &nrev);
+  size_t blen = 0;
+  const char *btxt = body_text(db, body, &blen);
+  rc = write_new_rev(db, info->id, docid, &t, parent, false, btxt, blen, atts, &nrev);
   if (rc == KZ_ECONFLICT) goto conflict;
   if (rc) goto fail;
   if ((rc = kz_db_store_commit(db))) goto fail_committed;

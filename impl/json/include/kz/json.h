@@ -48,6 +48,26 @@ int kz_json_write(struct kz_buf *out, const json_t *v, unsigned flags);
 /* Appends one string, quoted and escaped as above.  0, KZ_EINVAL, KZ_ENOMEM. */
 int kz_json_write_str(struct kz_buf *out, const char *s, size_t len);
 
+/* A top-level member handed over by kz_json_recode: its name and its
+ * value's text (checked, not yet decoded).  0 goes on; anything else
+ * makes kz_json_recode give up. */
+typedef int (*kz_json_member_fn)(void *ctx, const char *name, size_t name_len, const char *value,
+                                 size_t value_len);
+
+/* Appends the bytes kz_json_write(v, 0) gives for the value v that
+ * kz_json_parse(data, len, flags, max_depth) builds, without building
+ * it: a document read and stored costs one walk instead of a tree made
+ * and freed.  Like the reader it only has to be right on what it takes:
+ * besides what the reader refuses, it gives up (KZ_EPROTO, nothing
+ * appended) on reals, member names with escapes, a member given twice,
+ * objects of more than 64 members and nesting deeper than 32; the
+ * caller then goes the reader's way.  With on_private set, the
+ * top-level members whose name starts with '_' are not written (as
+ * KZ_JSON_SKIP_PRIVATE) but handed to it, in order.  Returns 0,
+ * KZ_EPROTO or KZ_ENOMEM. */
+int kz_json_recode(struct kz_buf *out, const void *data, size_t len, unsigned flags, size_t max_depth,
+                   kz_json_member_fn on_private, void *ctx);
+
 /* The length (2..4) of the valid UTF-8 sequence at p, by jansson's
  * rules (no overlongs, no surrogates, at most U+10FFFF), or 0. */
 size_t kz_json_utf8_seq(const uint8_t *p, size_t avail);
