@@ -295,6 +295,15 @@ struct kz_db_update_opts {
  * back. */
 int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc,
                      json_t **result, int *status);
+/* kz_db_doc_update from the document's text, for the documents most
+ * writes are (new_edits, a JSON object whose only '_' members are _id,
+ * _rev and _deleted, given as plain strings): its stored text is
+ * recoded from the request's bytes without building a jansson tree.
+ * The answer is the one kz_db_doc_update would give.  *taken false
+ * (and nothing written) when the document is not of that kind: then
+ * parse it and call kz_db_doc_update. */
+int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, const char *text, size_t len,
+                          json_t **result, int *status, bool *taken);
 /* Builds the JSON of one revision as GET returns it. */
 struct kz_db_read_opts {
   bool revs, conflicts, deleted_conflicts, attachments, revs_info, local_seq;

@@ -638,6 +638,93 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* Updates straight from a document's text                             */
+
+/* The private members a plain document may have, as kz_json_recode
+ * hands them over. */
+struct plain_members {
+  const char *id, *rev; /* inside the text, without quotes */
+  size_t id_len, rev_len;
+  bool deleted;
+};
+
+/* A string without escapes: "..." whose bytes are its value. */
+static bool plain_string(const char *v, size_t n) {
+  return n >= 2 && v[0] == '"' && v[n - 1] == '"' && !memchr(v + 1, '\\', n - 2);
+}
+
+static int take_member(void *ctx, const char *name, size_t nlen, const char *v, size_t vlen) {
+  struct plain_members *m = ctx;
+  if (nlen == 3 && !memcmp(name, "_id", 3) && plain_string(v, vlen)) {
+    m->id = v + 1;
+    m->id_len = vlen - 2;
+    return 0;
+  }
+  if (nlen == 4 && !memcmp(name, "_rev", 4) && plain_string(v, vlen)) {
+    m->rev = v + 1;
+    m->rev_len = vlen - 2;
+    return 0;
+  }
+  if (nlen == 8 && !memcmp(name, "_deleted", 8)) {
+    m->deleted = vlen == 4 && !memcmp(v, "true", 4);
+    return 0;
+  }
+  return 1; /* attachments, _revisions, a bad member...: the general way */
+}
+
+int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, const char *text, size_t len,
+                          json_t **result, int *status, bool *taken) {
+  *result = NULL;
+  *status = 201;
+  *taken = false;
+  if (!o->new_edits) return 0;
+  struct plain_members m = {0};
+  struct kz_buf *b = &db->scratch_body;
+  kz_buf_reset(b);
+  int rc = kz_json_recode(b, text, len, KZ_JSON_ALLOW_NUL | KZ_JSON_OBJECT_ONLY, KZ_DB_JSON_DEPTH, take_member, &m);
+  if (rc) return rc == KZ_ENOMEM ? rc : 0;
+  if ((rc = kz_buf_reserve(b, 1))) return rc;
+  b->data[b->len] = 0; /* the stored text, as body_text leaves it */
+  /* The id and rev as C strings (longer ones go the general way). */
+  char idbuf[256], revbuf[KZ_DB_REV_HASH_MAX + 32];
+  const char *id = o->docid;
+  if (!id && m.id) {
+    if (m.id_len >= sizeof idbuf) return 0;
+    memcpy(idbuf, m.id, m.id_len);
+    idbuf[m.id_len] = 0;
+    id = idbuf;
+  } else if (!id) {
+    kz_db_uuid(db, idbuf);
+    id = idbuf;
+  }
+  if (!strncmp(id, "_local/", 7)) return 0;
+  if (m.rev) {
+    if (m.rev_len >= sizeof revbuf) return 0;
+    memcpy(revbuf, m.rev, m.rev_len);
+    revbuf[m.rev_len] = 0;
+  }
+  *taken = true;
+  const char *why = kz_db_docid_check(db, id, strlen(id));
+  struct kz_db_rev rev = {0};
+  if (why || (m.rev && kz_db_rev_parse(&rev, revbuf))) {
+    *status = 400;
+    *result = why ? err_obj(id, "illegal_docid", why) : err_obj(id, "bad_request", "Invalid rev format");
+    return *result ? 0 : KZ_ENOMEM;
+  }
+  struct kz_db_tree t;
+  if ((rc = kz_db_store_tree(db, o->dbid, id, &t))) return rc;
+  int parent = edit_parent(&t, m.rev ? &rev : NULL);
+  if (parent != -2) rc = write_new_rev(db, o->dbid, id, &t, parent, m.deleted, (const char *)b->data, b->len, NULL, &rev);
+  kz_db_tree_free(&t);
+  if (parent == -2 || rc == KZ_ECONFLICT) {
+    *status = 409;
+    *result = err_obj(id, "conflict", CONFLICT_REASON);
+    return *result ? 0 : KZ_ENOMEM;
+  }
+  return rc ? rc : ok_result(o, id, &rev, result, status);
+}
+
+/* ------------------------------------------------------------------ */
 /* Reads                                                               */
 
 static json_t *rev_json(const struct kz_db_rev *r) {
