@@ -604,7 +604,14 @@ struct recoder {
   void *ctx;
 };
 
-static int rc_append(struct kz_buf *b, const void *p, size_t n) { return kz_buf_append(b, p, n) ? KZ_ENOMEM : 0; }
+/* kz_buf_append inlined (a call per token was half the walk), NUL kept. */
+static inline int rc_append(struct kz_buf *b, const void *p, size_t n) {
+  if (b->cap - b->len <= n && kz_buf_reserve(b, n)) return KZ_ENOMEM;
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = 0;
+  return 0;
+}
 
 /* A member name without escapes: its bytes are its text. */
 static int rc_name(struct jp *j, const char **k, size_t *kn) {
@@ -749,16 +756,21 @@ static int rc_value(struct recoder *r, size_t depth) {
 }
 
 int kz_json_recode(struct kz_buf *out, const void *data, size_t len, unsigned flags, size_t max_depth,
-                   kz_json_member_fn on_private, void *ctx) {
+                   kz_json_member_fn on_private, void *ctx, size_t *used) {
+  if (used) *used = 0;
   if (!data || !out) return KZ_EPROTO;
   size_t old = out->len;
   struct kz_buf tmp = {0};
+  /* The text is at least as long as what it recodes to: one reserve. */
+  if (kz_buf_reserve(out, len)) return KZ_ENOMEM;
   struct recoder r = {.j = {.p = data, .end = (const char *)data + len, .tmp = &tmp, .flags = flags,
                             .max_depth = max_depth < RECODE_MAX_DEPTH ? max_depth : RECODE_MAX_DEPTH},
                       .start = data, .out = out, .on_private = on_private, .ctx = ctx};
   skip_ws(&r.j);
   int rc = (flags & KZ_JSON_OBJECT_ONLY) && (r.j.p >= r.j.end || *r.j.p != '{') ? KZ_EPROTO : rc_value(&r, 0);
-  if (!rc) {
+  if (!rc && used) {
+    *used = (size_t)(r.j.p - (const char *)data);
+  } else if (!rc) {
     skip_ws(&r.j);
     if (r.j.p != r.j.end) rc = KZ_EPROTO;
   }

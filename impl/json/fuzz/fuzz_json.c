@@ -57,7 +57,7 @@ static int collect(void *ctx, const char *name, size_t nlen, const char *value, 
  * out and handed over, each one's text reading as its value). */
 static void check_recode(const uint8_t *data, size_t size) {
   struct kz_buf b = {0}, w = {0}, priv = {0};
-  int rc = kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, NULL, NULL);
+  int rc = kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, NULL, NULL, NULL);
   KZ_FUZZ_CHECK(rc == 0 || rc == KZ_EPROTO || rc == KZ_ENOMEM);
   KZ_FUZZ_CHECK(rc == 0 || b.len == 0);
   if (rc == 0) {
@@ -68,7 +68,7 @@ static void check_recode(const uint8_t *data, size_t size) {
     if (json_is_object(got)) {
       kz_buf_reset(&b);
       kz_buf_reset(&w);
-      KZ_FUZZ_CHECK(kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, collect, &priv) == 0);
+      KZ_FUZZ_CHECK(kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, collect, &priv, NULL) == 0);
       KZ_FUZZ_CHECK(kz_json_write(&w, got, KZ_JSON_SKIP_PRIVATE) == 0);
       KZ_FUZZ_CHECK(w.len == b.len && !memcmp(w.data, b.data, b.len));
       for (size_t i = 0; i < priv.len;) {
@@ -83,6 +83,15 @@ static void check_recode(const uint8_t *data, size_t size) {
       }
     }
     json_decref(got);
+  }
+  /* Reading a prefix: what it takes, it takes alone too, to the byte. */
+  size_t used = 0;
+  kz_buf_reset(&b);
+  kz_buf_reset(&w);
+  if (kz_json_recode(&b, data, size, KZ_JSON_ALLOW_NUL, 256, NULL, NULL, &used) == 0) {
+    KZ_FUZZ_CHECK(used > 0 && used <= size);
+    KZ_FUZZ_CHECK(kz_json_recode(&w, data, used, KZ_JSON_ALLOW_NUL, 256, NULL, NULL, NULL) == 0);
+    KZ_FUZZ_CHECK(w.len == b.len && !memcmp(w.data, b.data, b.len));
   }
   kz_buf_free(&b);
   kz_buf_free(&w);

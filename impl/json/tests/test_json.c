@@ -115,14 +115,14 @@ static void recodes_as_writer(const char *text) {
   json_t *v = parse(text, KZ_JSON_ALLOW_NUL, 64, 0);
   struct kz_buf want = {0}, got = {0}, priv = {0};
   ck_assert_int_eq(kz_json_write(&want, v, KZ_JSON_ENCODE_ANY), 0);
-  ck_assert_int_eq(kz_json_recode(&got, text, strlen(text), KZ_JSON_ALLOW_NUL, 64, NULL, NULL), 0);
+  ck_assert_int_eq(kz_json_recode(&got, text, strlen(text), KZ_JSON_ALLOW_NUL, 64, NULL, NULL, NULL), 0);
   ck_assert_uint_eq(got.len, want.len);
   ck_assert_int_eq(memcmp(got.data, want.data, got.len), 0);
   if (json_is_object(v)) {
     kz_buf_reset(&want);
     kz_buf_reset(&got);
     ck_assert_int_eq(kz_json_write(&want, v, KZ_JSON_SKIP_PRIVATE), 0);
-    ck_assert_int_eq(kz_json_recode(&got, text, strlen(text), KZ_JSON_ALLOW_NUL, 64, collect, &priv), 0);
+    ck_assert_int_eq(kz_json_recode(&got, text, strlen(text), KZ_JSON_ALLOW_NUL, 64, collect, &priv, NULL), 0);
     ck_assert_uint_eq(got.len, want.len);
     ck_assert_int_eq(memcmp(got.data, want.data, got.len), 0);
   }
@@ -135,7 +135,7 @@ static void recodes_as_writer(const char *text) {
 static void recode_gives_up(const char *text, unsigned flags) {
   struct kz_buf b = {0}, priv = {0};
   ck_assert_int_eq(kz_buf_append(&b, "kept", 4), 0);
-  ck_assert_int_eq(kz_json_recode(&b, text, strlen(text), flags, 64, collect, &priv), KZ_EPROTO);
+  ck_assert_int_eq(kz_json_recode(&b, text, strlen(text), flags, 64, collect, &priv, NULL), KZ_EPROTO);
   ck_assert_uint_eq(b.len, 4);
   kz_buf_free(&b);
   kz_buf_free(&priv);
@@ -150,11 +150,18 @@ START_TEST(recode) {
   /* The private members, in order, as their text. */
   struct kz_buf out = {0}, priv = {0};
   const char *doc = "{\"_id\":\"d1\",\"x\":1,\"_deleted\" : true,\"_rev\":\"2-b\"}";
-  ck_assert_int_eq(kz_json_recode(&out, doc, strlen(doc), 0, 64, collect, &priv), 0);
+  ck_assert_int_eq(kz_json_recode(&out, doc, strlen(doc), 0, 64, collect, &priv, NULL), 0);
   ck_assert_int_eq(kz_buf_append_byte(&out, 0), 0);
   ck_assert_int_eq(kz_buf_append_byte(&priv, 0), 0);
   ck_assert_str_eq((const char *)out.data, "{\"x\":1}");
   ck_assert_str_eq((const char *)priv.data, "_id=\"d1\";_deleted=true;_rev=\"2-b\";");
+  /* With used: a value followed by more text, as in an array. */
+  kz_buf_reset(&out);
+  size_t used = 0;
+  const char *two = " {\"a\" : 1} ,{\"b\":2}]";
+  ck_assert_int_eq(kz_json_recode(&out, two, strlen(two), 0, 64, NULL, NULL, &used), 0);
+  ck_assert_uint_eq(used, 10);
+  ck_assert_str_eq((const char *)out.data, "{\"a\":1}");
   kz_buf_free(&out);
   kz_buf_free(&priv);
   /* Give-ups: what the reader refuses, and what would take more than

@@ -115,28 +115,13 @@ static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
   return have_docs && ws(p, i + 1, n) == n;
 }
 
-/* One document of a request, as a parsed doc or (doc NULL) as its
- * text: written, and its result appended to the reply's array `out`
- * (successes as text through `ok`, failures from their error objects;
- * replication, new_edits=false, only hears about failures).  A text
- * that is not JSON sets *bad and returns KZ_EPROTO. */
-static int bulk_one(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc, const char *text,
-                    size_t len, struct kz_buf *ok, struct kz_buf *out, bool *first, bool *changed, bool *bad) {
-  json_t *res = NULL;
-  int status = 0;
-  bool taken = false;
-  kz_buf_reset(ok);
-  int rc = doc ? 0 : kz_db_doc_update_text(db, o, text, len, &res, &status, &taken);
-  if (!rc && !taken) {
-    json_t *parsed = doc ? NULL : kz_db_json_parse(text, len);
-    if (!doc && !parsed) {
-      *bad = true;
-      return KZ_EPROTO;
-    }
-    rc = kz_db_doc_update(db, o, doc ? doc : parsed, &res, &status);
-    json_decref(parsed);
-  }
-  if (!rc && (res || ok->len)) {
+/* Appends one document's result to the reply's array `out`: successes
+ * as the text in `ok`, failures from their error objects (replication,
+ * new_edits=false, only hears about failures). */
+static int bulk_result(json_t *res, int status, const struct kz_buf *ok, struct kz_buf *out, bool *first,
+                       bool *changed) {
+  int rc = 0;
+  if (res || ok->len) {
     if (!*first) rc = kz_buf_append_byte(out, ',');
     if (!rc) rc = res ? kz_json_write(out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(out, ok->data, ok->len);
     *first = false;
@@ -146,17 +131,48 @@ static int bulk_one(struct kz_db *db, const struct kz_db_update_opts *o, json_t 
   return rc;
 }
 
-/* Each element of the "docs" array at p[at] ('['), taken alone.  When
- * one is not JSON, *bad is set and KZ_EPROTO returned: the whole
- * request is then refused, as a body that does not parse is. */
+/* One parsed document of a request: written, its result appended. */
+static int bulk_one(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc, struct kz_buf *ok,
+                    struct kz_buf *out, bool *first, bool *changed) {
+  json_t *res = NULL;
+  int status = 0;
+  kz_buf_reset(ok);
+  int rc = kz_db_doc_update(db, o, doc, &res, &status);
+  if (rc) {
+    json_decref(res);
+    return rc;
+  }
+  return bulk_result(res, status, ok, out, first, changed);
+}
+
+/* Each element of the "docs" array at p[at] ('['), taken alone: from
+ * its text when it is a plain document, else parsed.  When one is not
+ * JSON, *bad is set and KZ_EPROTO returned: the whole request is then
+ * refused, as a body that does not parse is. */
 static int bulk_stream(struct kz_db *db, const struct kz_db_update_opts *o, const char *p, size_t n, size_t at,
                        struct kz_buf *ok, struct kz_buf *out, bool *first, bool *changed, bool *bad) {
   size_t i = ws(p, at + 1, n);
   if (i < n && p[i] == ']') return 0;
   for (;;) {
-    size_t e = skip_value(p, i, n);
-    if (e <= i) break;
-    int rc = bulk_one(db, o, NULL, p + i, e - i, ok, out, first, changed, bad);
+    json_t *res = NULL;
+    int status = 0;
+    bool taken = false;
+    size_t used = 0;
+    kz_buf_reset(ok);
+    int rc = kz_db_doc_update_text(db, o, p + i, n - i, &res, &status, &taken, &used);
+    if (rc) {
+      json_decref(res);
+      return rc;
+    }
+    size_t e = used ? i + used : skip_value(p, i, n);
+    if (taken) {
+      rc = bulk_result(res, status, ok, out, first, changed);
+    } else {
+      json_t *doc = e > i ? kz_db_json_parse(p + i, e - i) : NULL;
+      if (!doc) break;
+      rc = bulk_one(db, o, doc, ok, out, first, changed);
+      json_decref(doc);
+    }
     if (rc) return rc;
     i = ws(p, e, n);
     if (i < n && p[i] == ']') return 0;
@@ -211,7 +227,7 @@ int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct
       size_t i;
       json_t *doc;
       json_array_foreach(docs, i, doc) {
-        rc = bulk_one(db, &o, doc, NULL, 0, &ok, out, &first, &changed, &bad);
+        rc = bulk_one(db, &o, doc, &ok, out, &first, &changed);
         if (rc) break;
         /* Done with it: free its tree now, while its memory is hot. */
         json_array_set_new(docs, i, json_null());

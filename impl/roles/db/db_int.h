@@ -55,6 +55,10 @@ struct kz_db {
   /* Prepared statements, compiled once and reused (store.c). */
   struct kz_db_stmt_slot *stmts; /* open-addressed by a hash of the SQL text */
   size_t stmts_n;
+  /* Shortcuts to slots (store.c): by the address of the SQL text last
+   * asked for there, and by statement. */
+  struct kz_db_sql_memo { const char *sql; uint32_t slot; } sql_memo[64];
+  struct kz_db_st_memo { const sqlite3_stmt *st; uint32_t slot; } st_memo[64];
 
   /* What the open transaction has reserved but not yet written back
    * (store.c): the update sequence of one database, and the change of
@@ -301,9 +305,11 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
  * recoded from the request's bytes without building a jansson tree.
  * The answer is the one kz_db_doc_update would give.  *taken false
  * (and nothing written) when the document is not of that kind: then
- * parse it and call kz_db_doc_update. */
+ * parse it and call kz_db_doc_update.  With used set, text may go on
+ * after the document (the rest of a "docs" array): *used gets the
+ * document's length when it could be read, else 0. */
 int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, const char *text, size_t len,
-                          json_t **result, int *status, bool *taken);
+                          json_t **result, int *status, bool *taken, size_t *used);
 /* Builds the JSON of one revision as GET returns it. */
 struct kz_db_read_opts {
   bool revs, conflicts, deleted_conflicts, attachments, revs_info, local_seq;

@@ -673,15 +673,17 @@ static int take_member(void *ctx, const char *name, size_t nlen, const char *v, 
 }
 
 int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, const char *text, size_t len,
-                          json_t **result, int *status, bool *taken) {
+                          json_t **result, int *status, bool *taken, size_t *used) {
   *result = NULL;
   *status = 201;
   *taken = false;
+  if (used) *used = 0;
   if (!o->new_edits) return 0;
   struct plain_members m = {0};
   struct kz_buf *b = &db->scratch_body;
   kz_buf_reset(b);
-  int rc = kz_json_recode(b, text, len, KZ_JSON_ALLOW_NUL | KZ_JSON_OBJECT_ONLY, KZ_DB_JSON_DEPTH, take_member, &m);
+  int rc = kz_json_recode(b, text, len, KZ_JSON_ALLOW_NUL | KZ_JSON_OBJECT_ONLY, KZ_DB_JSON_DEPTH, take_member, &m,
+                          used);
   if (rc) return rc == KZ_ENOMEM ? rc : 0;
   if ((rc = kz_buf_reserve(b, 1))) return rc;
   b->data[b->len] = 0; /* the stored text, as body_text leaves it */

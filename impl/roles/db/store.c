@@ -66,13 +66,34 @@ static uint64_t sql_hash(const char *s) {
   return h;
 }
 
+/* Hashing a statement's text byte by byte, twice per use, was a tenth
+ * of a bulk write: most texts are string literals asked for again and
+ * again from the same address, so the slot last found for an address
+ * is tried first (and checked: a text built in a reused buffer has the
+ * same address and other bytes), and kz_db_sql_done finds its slot by
+ * the statement's address the same way. */
+#define MEMO_AT(p) ((size_t)(((uintptr_t)(p) >> 4) & 63u))
+
+static void memo_note(struct kz_db *db, const char *sql, size_t slot) {
+  db->sql_memo[MEMO_AT(sql)].sql = sql;
+  db->sql_memo[MEMO_AT(sql)].slot = (uint32_t)slot;
+  db->st_memo[MEMO_AT(db->stmts[slot].st)].st = db->stmts[slot].st;
+  db->st_memo[MEMO_AT(db->stmts[slot].st)].slot = (uint32_t)slot;
+}
+
 sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql) {
   struct kz_db_stmt_slot *slot = NULL;
   uint64_t h = 0;
   if (db->stmts) {
+    const struct kz_db_sql_memo *m = &db->sql_memo[MEMO_AT(sql)];
+    struct kz_db_stmt_slot *e = &db->stmts[m->slot];
+    if (m->sql == sql && e->st && !e->busy && !strcmp(sqlite3_sql(e->st), sql)) {
+      e->busy = true;
+      return e->st;
+    }
     h = sql_hash(sql);
     for (size_t i = h & (STMT_SLOTS - 1);; i = (i + 1) & (STMT_SLOTS - 1)) {
-      struct kz_db_stmt_slot *e = &db->stmts[i];
+      e = &db->stmts[i];
       if (!e->st) {
         if (db->stmts_n < STMT_MAX) slot = e;
         break;
@@ -80,6 +101,7 @@ sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql) {
       if (e->hash == h && !strcmp(sqlite3_sql(e->st), sql)) {
         if (!e->busy) {
           e->busy = true;
+          memo_note(db, sql, i);
           return e->st;
         }
         break; /* an outer caller is stepping it: compile a private one */
@@ -98,6 +120,7 @@ sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql) {
     slot->st = st;
     slot->busy = true;
     db->stmts_n++;
+    memo_note(db, sql, (size_t)(slot - db->stmts));
   }
   return st;
 }
@@ -105,19 +128,29 @@ sqlite3_stmt *kz_db_sql(struct kz_db *db, const char *sql) {
 void kz_db_sql_done(struct kz_db *db, sqlite3_stmt *st) {
   if (!st) return;
   if (db->stmts) {
-    uint64_t h = sql_hash(sqlite3_sql(st));
-    for (size_t i = h & (STMT_SLOTS - 1); db->stmts[i].st; i = (i + 1) & (STMT_SLOTS - 1))
-      if (db->stmts[i].st == st) {
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        db->stmts[i].busy = false;
-        return;
-      }
+    struct kz_db_stmt_slot *e = &db->stmts[db->st_memo[MEMO_AT(st)].slot];
+    if (db->st_memo[MEMO_AT(st)].st != st || e->st != st) {
+      e = NULL;
+      uint64_t h = sql_hash(sqlite3_sql(st));
+      for (size_t i = h & (STMT_SLOTS - 1); db->stmts[i].st; i = (i + 1) & (STMT_SLOTS - 1))
+        if (db->stmts[i].st == st) {
+          e = &db->stmts[i];
+          break;
+        }
+    }
+    if (e) {
+      sqlite3_reset(st);
+      sqlite3_clear_bindings(st);
+      e->busy = false;
+      return;
+    }
   }
   sqlite3_finalize(st); /* not cached: compiled for this use only */
 }
 
 static void stmts_free(struct kz_db *db) {
+  memset(db->sql_memo, 0, sizeof db->sql_memo);
+  memset(db->st_memo, 0, sizeof db->st_memo);
   if (!db->stmts) return;
   for (size_t i = 0; i < STMT_SLOTS; i++) sqlite3_finalize(db->stmts[i].st);
   kz_free(db->stmts);

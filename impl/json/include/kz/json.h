@@ -63,10 +63,12 @@ typedef int (*kz_json_member_fn)(void *ctx, const char *name, size_t name_len, c
  * objects of more than 64 members and nesting deeper than 32; the
  * caller then goes the reader's way.  With on_private set, the
  * top-level members whose name starts with '_' are not written (as
- * KZ_JSON_SKIP_PRIVATE) but handed to it, in order.  Returns 0,
+ * KZ_JSON_SKIP_PRIVATE) but handed to it, in order.  With used set,
+ * the text may go on after the value (a document inside an array) and
+ * *used gets the bytes read up to the value's end.  Returns 0,
  * KZ_EPROTO or KZ_ENOMEM. */
 int kz_json_recode(struct kz_buf *out, const void *data, size_t len, unsigned flags, size_t max_depth,
-                   kz_json_member_fn on_private, void *ctx);
+                   kz_json_member_fn on_private, void *ctx, size_t *used);
 
 /* The length (2..4) of the valid UTF-8 sequence at p, by jansson's
  * rules (no overlongs, no surrogates, at most U+10FFFF), or 0. */
