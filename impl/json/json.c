@@ -46,6 +46,29 @@ size_t kz_json_utf8_seq(const uint8_t *p, size_t avail) {
 
 #define MAX_DEPTH 512
 
+/* Nonzero for bytes a string cannot copy as they are (the writer) and
+ * the bytes the reader must look at inside a string: control bytes,
+ * '"', '\\' and non-ASCII. */
+static const unsigned char needs_care[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80.. */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+
 struct jp {
   const char *p, *end;
   struct kz_buf *tmp; /* unescaped strings */
@@ -108,6 +131,9 @@ static int string(struct jp *j, const char **s, size_t *n) {
   const char *p = ++j->p, *run = p;
   bool esc = false;
   while (p < j->end) {
+    /* Runs of plain ASCII, a table lookup a byte. */
+    while (p < j->end && !needs_care[(unsigned char)*p]) p++;
+    if (p >= j->end) break;
     unsigned char c = (unsigned char)*p;
     if (c == '"') break;
     if (c < 0x20) return KZ_EPROTO;
@@ -387,26 +413,6 @@ static int dump_cb(const char *buffer, size_t size, void *data) {
 
 #define DUMP_MAX_DEPTH 64
 
-/* Nonzero for bytes a string cannot copy as they are. */
-static const unsigned char needs_care[256] = {
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
-    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* '"' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, /* '\\' */
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x80.. */
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-};
-
 enum { WR_OK = 0, WR_FAIL = -1, WR_DEEP = -2, WR_NOMEM = -3 }; /* WR_FAIL: what jansson refuses to write */
 
 struct writer {
@@ -618,6 +624,10 @@ static int rc_name(struct jp *j, const char **k, size_t *kn) {
   const char *p = ++j->p;
   while (p < j->end && *p != '"') {
     unsigned char c = (unsigned char)*p;
+    if (!needs_care[c]) {
+      p++;
+      continue;
+    }
     if (c < 0x20 || c == '\\') return KZ_EPROTO;
     if (c >= 0x80) {
       size_t len = kz_json_utf8_seq((const uint8_t *)p, (size_t)(j->end - p));

@@ -209,6 +209,9 @@ int kz_db_store_db_delete(struct kz_db *db, const char *name);
  * memory, then written back by kz_db_store_commit (one UPDATE of dbs
  * per transaction, not one per document).  0 or KZ_EIO. */
 int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq);
+/* Gives back the sequence kz_db_store_next_seq just handed out, when
+ * nothing was stored under it. */
+void kz_db_store_unnext_seq(struct kz_db *db, int64_t seq);
 /* Makes dbid the database whose sequence and view counts the open
  * transaction keeps in memory, writing back those of the previous one
  * first.  0 or KZ_EIO. */

@@ -209,6 +209,41 @@ out:
   return rc;
 }
 
+/* The first revision of a document the database has never seen, as
+ * write_new_rev under no parent would write it, without loading its
+ * (empty) tree: the docs row goes first and its primary key says
+ * whether the document is new.  *fresh false (nothing written) when it
+ * is not: then the tree decides (a conflict, or a deleted document
+ * recreated). */
+static int insert_fresh(struct kz_db *db, int64_t dbid, const char *docid, bool deleted, const char *btxt,
+                        size_t blen, struct kz_db_rev *out, bool *fresh) {
+  *fresh = false;
+  struct kz_db_node n = {.rev = {.gen = 1}, .parent = -1, .deleted = deleted, .has_body = true, .leaf = true};
+  kz_db_rev_hash(deleted, NULL, btxt, blen, NULL, 0, n.rev.hash);
+  int rc = kz_db_store_next_seq(db, dbid, &n.seq);
+  if (rc) return rc;
+  char rev[96];
+  kz_db_rev_format(&n.rev, rev, sizeof rev);
+  sqlite3_stmt *st = kz_db_sql(db, "INSERT INTO docs(db, id, seq, rev, deleted) VALUES(?,?,?,?,?)");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, dbid);
+  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, n.seq);
+  sqlite3_bind_text(st, 4, rev, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 5, deleted ? 1 : 0);
+  int s = sqlite3_step(st);
+  kz_db_sql_done(db, st);
+  if (s == SQLITE_CONSTRAINT) {
+    kz_db_store_unnext_seq(db, n.seq);
+    return 0;
+  }
+  if (s != SQLITE_DONE) return KZ_EIO;
+  if ((rc = insert_rev_row(db, dbid, docid, &n, NULL, btxt, NULL))) return rc;
+  *out = n.rev;
+  *fresh = true;
+  return 0;
+}
+
 /* The node a new_edits write extends: the leaf rev names, or without
  * rev the winner when it is a tombstone (recreating a deleted document
  * extends it), -1 for a new document; -2 when the write conflicts. */
@@ -712,6 +747,11 @@ int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, c
     *status = 400;
     *result = why ? err_obj(id, "illegal_docid", why) : err_obj(id, "bad_request", "Invalid rev format");
     return *result ? 0 : KZ_ENOMEM;
+  }
+  if (!m.rev) {
+    bool fresh = false;
+    rc = insert_fresh(db, o->dbid, id, m.deleted, (const char *)b->data, b->len, &rev, &fresh);
+    if (rc || fresh) return rc ? rc : ok_result(o, id, &rev, result, status);
   }
   struct kz_db_tree t;
   if ((rc = kz_db_store_tree(db, o->dbid, id, &t))) return rc;

@@ -422,6 +422,10 @@ int kz_db_store_next_seq(struct kz_db *db, int64_t dbid, int64_t *seq) {
   return 0;
 }
 
+void kz_db_store_unnext_seq(struct kz_db *db, int64_t seq) {
+  if (db->txn_dbid && db->txn_seq == seq) db->txn_seq--;
+}
+
 int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t) {
   memset(t, 0, sizeof *t);
   sqlite3_stmt *st = kz_db_sql(db,
