@@ -610,34 +610,28 @@ struct recoder {
   void *ctx;
 };
 
-/* kz_buf_append inlined (a call per token was half the walk), NUL kept. */
+/* kz_buf_append inlined (a call per token was half the walk); the NUL
+ * after the bytes is written once, by kz_json_recode, at the end. */
 static inline int rc_append(struct kz_buf *b, const void *p, size_t n) {
   if (b->cap - b->len <= n && kz_buf_reserve(b, n)) return KZ_ENOMEM;
   memcpy(b->data + b->len, p, n);
   b->len += n;
-  b->data[b->len] = 0;
   return 0;
 }
 
 /* A member name without escapes: its bytes are its text. */
 static int rc_name(struct jp *j, const char **k, size_t *kn) {
   const char *p = ++j->p;
-  while (p < j->end && *p != '"') {
+  for (;;) {
+    while (p < j->end && !needs_care[(unsigned char)*p]) p++;
+    if (p >= j->end) return KZ_EPROTO;
     unsigned char c = (unsigned char)*p;
-    if (!needs_care[c]) {
-      p++;
-      continue;
-    }
-    if (c < 0x20 || c == '\\') return KZ_EPROTO;
-    if (c >= 0x80) {
-      size_t len = kz_json_utf8_seq((const uint8_t *)p, (size_t)(j->end - p));
-      if (!len) return KZ_EPROTO;
-      p += len;
-    } else {
-      p++;
-    }
+    if (c == '"') break;
+    if (c < 0x80) return KZ_EPROTO; /* a control byte or an escape */
+    size_t len = kz_json_utf8_seq((const uint8_t *)p, (size_t)(j->end - p));
+    if (!len) return KZ_EPROTO;
+    p += len;
   }
-  if (p >= j->end) return KZ_EPROTO;
   *k = j->p;
   *kn = (size_t)(p - j->p);
   j->p = p + 1;
@@ -658,6 +652,7 @@ static int rc_value(struct recoder *r, size_t depth) {
       size_t n;
     } names[RECODE_MAX_MEMBERS];
     size_t nn = 0;
+    uint64_t seen = 0; /* a bit per (length, first, last byte) of the names so far */
     bool first = true;
     j->p++;
     if ((rc = rc_append(b, "{", 1))) return rc;
@@ -671,8 +666,11 @@ static int rc_value(struct recoder *r, size_t depth) {
       const char *k;
       size_t kn;
       if (j->p >= j->end || *j->p != '"' || rc_name(j, &k, &kn) || nn == RECODE_MAX_MEMBERS) return KZ_EPROTO;
-      for (size_t i = 0; i < nn; i++)
-        if (names[i].n == kn && !memcmp(names[i].p, k, kn)) return KZ_EPROTO;
+      uint64_t bit = UINT64_C(1) << ((kn * 7 + (kn ? (unsigned char)k[0] * 3u + (unsigned char)k[kn - 1] : 0u)) & 63u);
+      if (seen & bit) /* maybe seen: look */
+        for (size_t i = 0; i < nn; i++)
+          if (names[i].n == kn && !memcmp(names[i].p, k, kn)) return KZ_EPROTO;
+      seen |= bit;
       names[nn].p = k;
       names[nn++].n = kn;
       skip_ws(j);
@@ -687,9 +685,15 @@ static int rc_value(struct recoder *r, size_t depth) {
         kz_buf_truncate(b, mark);
         if (r->on_private(r->ctx, k, kn, v, (size_t)(j->p - v))) return KZ_EPROTO;
       } else {
-        if ((!first && (rc = rc_append(b, ",", 1))) || (rc = rc_append(b, "\"", 1)) ||
-            (rc = rc_append(b, k, kn)) || (rc = rc_append(b, "\":", 2)) || (rc = rc_value(r, depth + 1)))
-          return rc;
+        /* [,]"name": in one go (the name's quotes are around it in the text) */
+        if (b->cap - b->len <= kn + 4 && kz_buf_reserve(b, kn + 4)) return KZ_ENOMEM;
+        uint8_t *o = b->data + b->len;
+        if (!first) *o++ = ',';
+        memcpy(o, k - 1, kn + 2);
+        o += kn + 2;
+        *o++ = ':';
+        b->len = (size_t)(o - b->data);
+        if ((rc = rc_value(r, depth + 1))) return rc;
         first = false;
       }
       skip_ws(j);
@@ -786,5 +790,6 @@ int kz_json_recode(struct kz_buf *out, const void *data, size_t len, unsigned fl
   }
   kz_buf_free(&tmp);
   if (rc) kz_buf_truncate(out, old);
+  else out->data[out->len] = 0; /* kz_buf's NUL, which rc_append leaves out */
   return rc;
 }
