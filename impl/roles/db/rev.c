@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <nettle/md5.h>
+#include <nettle/sha2.h>
 
 #include "db_int.h"
 #include "kz/error.h"
@@ -84,19 +84,19 @@ size_t kz_db_tree_leaves(const struct kz_db_tree *t, int *idx) {
 
 void kz_db_rev_hash(bool deleted, const struct kz_db_rev *parent, const char *body,
                     size_t body_len, const char *atts, size_t atts_len, char out[33]) {
-  struct md5_ctx ctx;
-  md5_init(&ctx);
+  struct sha256_ctx ctx;
+  sha256_init(&ctx);
   uint8_t flag = deleted ? 1 : 0;
-  md5_update(&ctx, 1, &flag);
+  sha256_update(&ctx, 1, &flag);
   char pbuf[96] = "";
   if (parent) kz_db_rev_format(parent, pbuf, sizeof pbuf);
-  md5_update(&ctx, strlen(pbuf) + 1, (const uint8_t *)pbuf);
-  md5_update(&ctx, body_len, (const uint8_t *)body);
+  sha256_update(&ctx, strlen(pbuf) + 1, (const uint8_t *)pbuf);
+  sha256_update(&ctx, body_len, (const uint8_t *)body);
   uint8_t sep = 0;
-  md5_update(&ctx, 1, &sep);
-  if (atts) md5_update(&ctx, atts_len, (const uint8_t *)atts);
-  uint8_t d[16];
-  md5_digest(&ctx, sizeof d, d);
+  sha256_update(&ctx, 1, &sep);
+  if (atts) sha256_update(&ctx, atts_len, (const uint8_t *)atts);
+  uint8_t d[SHA256_DIGEST_SIZE];
+  sha256_digest(&ctx, sizeof d, d);
   for (int i = 0; i < 16; i++) {
     out[2 * i] = "0123456789abcdef"[d[i] >> 4];
     out[2 * i + 1] = "0123456789abcdef"[d[i] & 15];
