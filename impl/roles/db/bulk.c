@@ -8,17 +8,22 @@
 /* ------------------------------------------------------------------ */
 /* _bulk_docs                                                          */
 
-/* The happy path reads a request's documents one at a time: a first
- * pass finds the top-level members without building anything, then
- * each element of "docs" is parsed, written and freed before the next.
- * A request's memory is then one document's tree, not a thousand
- * documents' trees alive at once, and the allocator reuses the same hot
- * blocks (bulk writes about 10% faster).  Any shape the pass is not sure
- * of — an escape or a non-ASCII byte in a member name, a member given
- * twice, "docs" not an array, "new_edits" not a boolean — goes the
- * general way (the whole body parsed first), which answers every such
- * request as before; a document that is not JSON refuses the whole
- * request (the transaction is rolled back), as before. */
+/* The happy path reads a request's documents one at a time, each
+ * written and forgotten before the next: a request's memory is then one
+ * document's, not a thousand documents' trees alive at once.  Plain
+ * documents are written from their text (kz_db_doc_update_text), the
+ * others parsed one by one.  A pass over the top-level members checks
+ * the body's shape; when the body holds the bytes "new_edits" nowhere,
+ * the request means new_edits=true whatever the rest says, and that
+ * same pass writes the documents as it meets them (one walk over the
+ * body); otherwise the pass runs first, to find new_edits (PouchDB
+ * sends it after the documents), and the documents are written in a
+ * second walk.  Any shape the pass is not sure of — an escape or a
+ * non-ASCII byte in a member name, a member given twice, "docs" not an
+ * array, "new_edits" not a boolean — goes the general way (the whole
+ * body parsed first; whatever one pass wrote is rolled back), which
+ * answers every such request as before; a document that is not JSON
+ * refuses the whole request (the transaction is rolled back). */
 
 static size_t ws(const char *p, size_t i, size_t n) {
   while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\n' || p[i] == '\r')) i++;
@@ -61,47 +66,151 @@ static size_t skip_value(const char *p, size_t i, size_t n) {
   return depth == 0 ? i : 0;
 }
 
+/* Whether the bytes "new_edits" occur in p[0..n) (found by its rarer
+ * 'w', memmem being a GNU extension). */
+static bool mentions_new_edits(const char *p, size_t n) {
+  for (size_t i = 2; i + 7 <= n;) {
+    const char *w = memchr(p + i, 'w', n - i - 6);
+    if (!w) return false;
+    i = (size_t)(w - p);
+    if (!memcmp(w - 2, "new_edits", 9)) return true;
+    i++;
+  }
+  return false;
+}
+
+/* One request's writing: where results go and what happened. */
+struct bulk_run {
+  struct kz_db *db;
+  const struct kz_db_update_opts *o;
+  struct kz_buf *ok, *out;
+  bool first, changed;
+  bool bad; /* a document is not JSON: the request is refused */
+};
+
+/* Appends one document's result to the reply's array: successes as the
+ * text in ok, failures from their error objects (replication,
+ * new_edits=false, only hears about failures). */
+static int bulk_result(struct bulk_run *w, json_t *res, int status) {
+  int rc = 0;
+  if (res || w->ok->len) {
+    if (!w->first) rc = kz_buf_append_byte(w->out, ',');
+    if (!rc) rc = res ? kz_json_write(w->out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(w->out, w->ok->data, w->ok->len);
+    w->first = false;
+  }
+  json_decref(res);
+  if (!rc && status < 300) w->changed = true;
+  return rc;
+}
+
+/* One parsed document of a request: written, its result appended. */
+static int bulk_one(struct bulk_run *w, json_t *doc) {
+  json_t *res = NULL;
+  int status = 0;
+  kz_buf_reset(w->ok);
+  int rc = kz_db_doc_update(w->db, w->o, doc, &res, &status);
+  if (rc) {
+    json_decref(res);
+    return rc;
+  }
+  return bulk_result(w, res, status);
+}
+
+/* Each element of the "docs" array at p[at] ('['), taken alone: from
+ * its text when it is a plain document, else parsed.  *end gets the
+ * index after the ']'.  When one is not JSON, w->bad is set and
+ * KZ_EPROTO returned. */
+static int bulk_stream(struct bulk_run *w, const char *p, size_t n, size_t at, size_t *end) {
+  size_t i = ws(p, at + 1, n);
+  if (i < n && p[i] == ']') {
+    *end = i + 1;
+    return 0;
+  }
+  for (;;) {
+    json_t *res = NULL;
+    int status = 0;
+    bool taken = false;
+    size_t used = 0;
+    kz_buf_reset(w->ok);
+    int rc = kz_db_doc_update_text(w->db, w->o, p + i, n - i, &res, &status, &taken, &used);
+    if (rc) {
+      json_decref(res);
+      return rc;
+    }
+    size_t e = used ? i + used : skip_value(p, i, n);
+    if (taken) {
+      rc = bulk_result(w, res, status);
+    } else {
+      json_t *doc = e > i ? kz_db_json_parse(p + i, e - i) : NULL;
+      if (!doc) break;
+      rc = bulk_one(w, doc);
+      json_decref(doc);
+    }
+    if (rc) return rc;
+    i = ws(p, e, n);
+    if (i < n && p[i] == ']') {
+      *end = i + 1;
+      return 0;
+    }
+    if (i >= n || p[i] != ',') break;
+    i = ws(p, i + 1, n);
+  }
+  w->bad = true;
+  return KZ_EPROTO;
+}
+
 struct bulk_shape {
   size_t docs_at; /* the '[' of "docs" */
   bool new_edits;
 };
 
-/* The first pass: true when the body is one object whose members are
- * plain, each named once, with "docs" an array and "new_edits" (if any)
- * a boolean. */
-static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
+enum { SHAPE_PLAIN = 0, SHAPE_ODD = 1 }; /* else a kz error (<0) */
+
+/* The pass over the top-level members: SHAPE_PLAIN when the body is
+ * one object whose members are plain, each named once, with "docs" an
+ * array and "new_edits" (if any) a boolean; SHAPE_ODD when it is not.
+ * With w set, the documents are written as "docs" is met (a document
+ * that is not JSON: w->bad and KZ_EPROTO). */
+static int bulk_shape(const char *p, size_t n, struct bulk_shape *sh, struct bulk_run *w) {
   bool have_docs = false, have_ne = false;
   sh->new_edits = true;
   size_t i = ws(p, 0, n);
-  if (i >= n || p[i] != '{') return false;
+  if (i >= n || p[i] != '{') return SHAPE_ODD;
   i = ws(p, i + 1, n);
-  if (i < n && p[i] == '}') return false; /* no docs: the general way says so */
+  if (i < n && p[i] == '}') return SHAPE_ODD; /* no docs: the general way says so */
   for (;;) {
-    if (i >= n || p[i] != '"') return false;
+    if (i >= n || p[i] != '"') return SHAPE_ODD;
     size_t k = ++i;
     while (i < n && p[i] != '"' && p[i] != '\\' && (uint8_t)p[i] >= 0x20 && (uint8_t)p[i] < 0x80) i++;
-    if (i >= n || p[i] != '"') return false;
+    if (i >= n || p[i] != '"') return SHAPE_ODD;
     size_t klen = i - k;
     i = ws(p, i + 1, n);
-    if (i >= n || p[i] != ':') return false;
+    if (i >= n || p[i] != ':') return SHAPE_ODD;
     i = ws(p, i + 1, n);
-    if (i >= n) return false;
-    size_t e = skip_value(p, i, n);
-    if (!e || e == i) return false;
-    if (klen == 4 && !memcmp(p + k, "docs", 4)) {
-      if (have_docs || p[i] != '[') return false;
+    if (i >= n) return SHAPE_ODD;
+    bool is_docs = klen == 4 && !memcmp(p + k, "docs", 4);
+    size_t e = 0;
+    if (is_docs && w && !have_docs && p[i] == '[') {
+      int rc = bulk_stream(w, p, n, i, &e);
+      if (rc) return rc;
+    } else {
+      e = skip_value(p, i, n);
+    }
+    if (!e || e == i) return SHAPE_ODD;
+    if (is_docs) {
+      if (have_docs || p[i] != '[') return SHAPE_ODD;
       have_docs = true;
       sh->docs_at = i;
     } else if (klen == 9 && !memcmp(p + k, "new_edits", 9)) {
-      if (have_ne) return false;
+      if (have_ne) return SHAPE_ODD;
       have_ne = true;
       if (e - i == 4 && !memcmp(p + i, "true", 4)) sh->new_edits = true;
       else if (e - i == 5 && !memcmp(p + i, "false", 5)) sh->new_edits = false;
-      else return false;
+      else return SHAPE_ODD;
     } else {
       /* Any other member must be JSON too (it is then ignored). */
       json_t *v = kz_db_json_parse(p + i, e - i);
-      if (!v) return false;
+      if (!v) return SHAPE_ODD;
       json_decref(v);
     }
     i = ws(p, e, n);
@@ -110,145 +219,87 @@ static bool bulk_shape(const char *p, size_t n, struct bulk_shape *sh) {
       continue;
     }
     if (i < n && p[i] == '}') break;
-    return false;
+    return SHAPE_ODD;
   }
-  return have_docs && ws(p, i + 1, n) == n;
-}
-
-/* Appends one document's result to the reply's array `out`: successes
- * as the text in `ok`, failures from their error objects (replication,
- * new_edits=false, only hears about failures). */
-static int bulk_result(json_t *res, int status, const struct kz_buf *ok, struct kz_buf *out, bool *first,
-                       bool *changed) {
-  int rc = 0;
-  if (res || ok->len) {
-    if (!*first) rc = kz_buf_append_byte(out, ',');
-    if (!rc) rc = res ? kz_json_write(out, res, KZ_JSON_ENCODE_ANY) : kz_buf_append(out, ok->data, ok->len);
-    *first = false;
-  }
-  json_decref(res);
-  if (!rc && status < 300) *changed = true;
-  return rc;
-}
-
-/* One parsed document of a request: written, its result appended. */
-static int bulk_one(struct kz_db *db, const struct kz_db_update_opts *o, json_t *doc, struct kz_buf *ok,
-                    struct kz_buf *out, bool *first, bool *changed) {
-  json_t *res = NULL;
-  int status = 0;
-  kz_buf_reset(ok);
-  int rc = kz_db_doc_update(db, o, doc, &res, &status);
-  if (rc) {
-    json_decref(res);
-    return rc;
-  }
-  return bulk_result(res, status, ok, out, first, changed);
-}
-
-/* Each element of the "docs" array at p[at] ('['), taken alone: from
- * its text when it is a plain document, else parsed.  When one is not
- * JSON, *bad is set and KZ_EPROTO returned: the whole request is then
- * refused, as a body that does not parse is. */
-static int bulk_stream(struct kz_db *db, const struct kz_db_update_opts *o, const char *p, size_t n, size_t at,
-                       struct kz_buf *ok, struct kz_buf *out, bool *first, bool *changed, bool *bad) {
-  size_t i = ws(p, at + 1, n);
-  if (i < n && p[i] == ']') return 0;
-  for (;;) {
-    json_t *res = NULL;
-    int status = 0;
-    bool taken = false;
-    size_t used = 0;
-    kz_buf_reset(ok);
-    int rc = kz_db_doc_update_text(db, o, p + i, n - i, &res, &status, &taken, &used);
-    if (rc) {
-      json_decref(res);
-      return rc;
-    }
-    size_t e = used ? i + used : skip_value(p, i, n);
-    if (taken) {
-      rc = bulk_result(res, status, ok, out, first, changed);
-    } else {
-      json_t *doc = e > i ? kz_db_json_parse(p + i, e - i) : NULL;
-      if (!doc) break;
-      rc = bulk_one(db, o, doc, ok, out, first, changed);
-      json_decref(doc);
-    }
-    if (rc) return rc;
-    i = ws(p, e, n);
-    if (i < n && p[i] == ']') return 0;
-    if (i >= n || p[i] != ',') break;
-    i = ws(p, i + 1, n);
-  }
-  *bad = true;
-  return KZ_EPROTO;
+  return have_docs && ws(p, i + 1, n) == n ? SHAPE_PLAIN : SHAPE_ODD;
 }
 
 int kz_db_api_bulk_docs(struct kz_db_req *q, struct kz_db_reply *r, const struct kz_db_dbinfo *info) {
   struct kz_db *db = q->db;
   if (kz_db_require_json(q, r)) return 0;
-  struct bulk_shape sh;
+  enum { ONE_PASS, TWO_PASSES, PARSED } how = ONE_PASS;
+  struct bulk_shape sh = {.new_edits = true};
+  if (mentions_new_edits(q->body, q->body_len))
+    how = bulk_shape(q->body, q->body_len, &sh, NULL) == SHAPE_PLAIN ? TWO_PASSES : PARSED;
   json_t *body = NULL, *docs = NULL;
-  bool streamed = bulk_shape(q->body, q->body_len, &sh);
-  if (!streamed) {
-    if (kz_db_body_json(q, r, false, &body)) return 0;
+  struct kz_buf ok = {0};
+  int rc;
+again:
+  if (how == PARSED) {
+    if (kz_db_body_json(q, r, false, &body)) goto done;
     docs = json_object_get(body, "docs");
     json_t *ne = json_object_get(body, "new_edits");
     if (!json_is_array(docs)) {
-      json_decref(body);
       kz_db_reply_error(r, 400, "bad_request", "POST body must include `docs` parameter.");
-      return 0;
+      goto done;
     }
     if (ne && !json_is_boolean(ne)) {
-      json_decref(body);
       kz_db_reply_error(r, 400, "bad_request", "`new_edits` parameter must be a boolean.");
-      return 0;
+      goto done;
     }
     sh.new_edits = !json_is_false(ne);
   }
   /* The reply's array is written as the documents go, straight into
    * the reply body. */
-  struct kz_buf *out = &r->body;
-  struct kz_buf ok = {0};
   struct kz_db_update_opts o = {.new_edits = sh.new_edits, .dbid = info->id};
   o.ok_out = o.new_edits ? &ok : NULL;
   o.ok_quiet = !o.new_edits;
-  kz_buf_reset(out);
+  struct bulk_run w = {.db = db, .o = &o, .ok = &ok, .out = &r->body, .first = true};
+  kz_buf_reset(w.out);
   /* About 80 bytes a result (a document is several times that): one
    * allocation instead of a dozen.  Replication hears of failures only. */
-  size_t guess = !o.new_edits ? 64 : streamed ? q->body_len / 4 : json_array_size(docs) * 80;
-  int rc = kz_buf_reserve(out, 2 + (guess < 8000000 ? guess : 8000000));
-  if (!rc) rc = kz_buf_append_byte(out, '[');
+  size_t guess = !o.new_edits ? 64 : how != PARSED ? q->body_len / 4 : json_array_size(docs) * 80;
+  rc = kz_buf_reserve(w.out, 2 + (guess < 8000000 ? guess : 8000000));
+  if (!rc) rc = kz_buf_append_byte(w.out, '[');
   if (!rc) rc = kz_db_store_begin(db);
-  bool changed = false, first = true, bad = false;
   if (!rc) {
-    if (streamed) {
-      rc = bulk_stream(db, &o, q->body, q->body_len, sh.docs_at, &ok, out, &first, &changed, &bad);
+    if (how == ONE_PASS) {
+      rc = bulk_shape(q->body, q->body_len, &sh, &w);
+      if (rc == SHAPE_ODD) {
+        /* Not the plain shape after all: undo what the pass wrote and
+         * read the body whole. */
+        kz_db_store_rollback(db);
+        how = PARSED;
+        goto again;
+      }
+    } else if (how == TWO_PASSES) {
+      size_t end;
+      rc = bulk_stream(&w, q->body, q->body_len, sh.docs_at, &end);
     } else {
       size_t i;
       json_t *doc;
       json_array_foreach(docs, i, doc) {
-        rc = bulk_one(db, &o, doc, &ok, out, &first, &changed);
+        rc = bulk_one(&w, doc);
         if (rc) break;
         /* Done with it: free its tree now, while its memory is hot. */
         json_array_set_new(docs, i, json_null());
       }
     }
-    if (!rc) rc = kz_buf_append_byte(out, ']');
+    if (!rc) rc = kz_buf_append_byte(w.out, ']');
     if (!rc) rc = kz_db_store_commit(db);
     else kz_db_store_rollback(db);
   }
+  if (w.bad) {
+    kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
+  } else if (rc) {
+    kz_db_reply_kzerr(r, rc);
+  } else {
+    if (w.changed) kz_db_changes_notify(db, info->id);
+    r->status = 201;
+  }
+done:
   kz_buf_free(&ok);
   json_decref(body);
-  if (bad) {
-    kz_db_reply_error(r, 400, "bad_request", "invalid UTF-8 JSON");
-    return 0;
-  }
-  if (rc) {
-    kz_db_reply_kzerr(r, rc);
-    return 0;
-  }
-  if (changed) kz_db_changes_notify(db, info->id);
-  r->status = 201;
   return 0;
 }
 

@@ -585,6 +585,15 @@ START_TEST(test_bulk_docs_streamed) {
   ck_assert_int_eq(json_array_size(r->json), 1);
   r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[{\"_id\":\"first\"}],\"docs\":[{\"_id\":\"last\"}]}");
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "id")), "last");
+  /* The one pass wrote "first" before it met the second "docs": undone. */
+  req_ok(404, "GET", "/bs/first", NULL);
+  /* new_edits spelled with an escape, after the documents: the one pass
+   * (no "new_edits" bytes in the body) wrote them as new edits, then
+   * met the odd name; the general way reads new_edits=false and
+   * refuses a document without _rev. */
+  r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[{\"_id\":\"opx\"}],\"\\u006eew_edits\":false}");
+  ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "error")), "bad_request");
+  req_ok(404, "GET", "/bs/opx", NULL);
   r = req_ok(201, "POST", "/bs/_bulk_docs", "{\"docs\":[]}");
   ck_assert_int_eq(json_array_size(r->json), 0);
   r = req_ok(400, "POST", "/bs/_bulk_docs", "{\"docs\":{}}");
@@ -598,6 +607,7 @@ START_TEST(test_bulk_docs_streamed) {
   ck_assert_str_eq(json_string_value(json_object_get(json_array_get(r->json, 0), "error")), "bad_request");
   r = req_ok(200, "GET", "/bs", NULL);
   ck_assert_int_eq(th_int(r, "doc_count"), 4);
+  ck_assert_int_eq(th_int(r, "update_seq"), 4); /* nothing rolled back left a sequence behind */
 }
 END_TEST
 
