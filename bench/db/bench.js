@@ -135,17 +135,17 @@ async function measure(s) {
   const bulk = await client('bulk', N.bulkReqs, String(N.batch));
   log(`${s.name}: reads`);
   const reads = await client('reads', N.reads, String(single.docs));
-  // The view if the server has it, else an _all_docs range.
+  // The view if the server has it, else an _all_docs range.  Both
+  // servers build their index at the first query after the writes: that
+  // query is timed apart (it indexes every document written so far).
+  const t0 = process.hrtime.bigint();
   const probe = await fetch(`${s.url}/${db}/_design/devices/_view/sip_credentials?key=%22user000001%22`);
   const probeBody = await probe.text();
   let query;
   let first = null;
   if (probe.status === 200) {
-    query = { kind: 'view devices/sip_credentials?key="userNNNNNN"', path: '/_design/devices/_view/sip_credentials?key=%%22user%06u%%22' };
-    // pouchdb-server builds its index on the first query: time that apart.
-    const t0 = process.hrtime.bigint();
-    await (await fetch(`${s.url}/${db}/_design/devices/_view/sip_credentials?key=%22user000002%22`)).text();
     first = Number(process.hrtime.bigint() - t0) / 1e6;
+    query = { kind: 'view devices/sip_credentials?key="userNNNNNN"', path: '/_design/devices/_view/sip_credentials?key=%%22user%06u%%22' };
   } else {
     log(`${s.name}: view not available (${probe.status} ${probeBody.slice(0, 120)}); _all_docs range instead`);
     query = { kind: '_all_docs?startkey="devNNNNNN"&limit=20&include_docs=true', path: '/_all_docs?startkey=%%22dev%06u%%22&limit=20&include_docs=true' };
@@ -246,7 +246,7 @@ async function main() {
     md += `| ${r[0]} | ${f(r[1], r[4])} | ${f(r[2], r[4])} | ${f(ratio, 2)}${r[5] ? '' : ' (lower is better)'} | ${r[3] === null ? '' : f(r[3])} | ${r[3] === null ? '' : f(r[1] / r[3], 2)} |\n`;
   });
   md += `\nRaw SQLite with the rollback journal (journal_mode=DELETE) instead (same synchronous=FULL, exclusive locking, 16 KiB pages): ${f(delFig.single_writes_per_s)} single writes/s, ${f(delFig.bulk_docs_per_s)} bulk docs/s.\n`;
-  md += `\nFirst view query (pouchdb-server builds its index then; kz indexes at write time): kz ${f(report.first_view_query_ms.kz, 1)} ms, pouchdb-server ${f(report.first_view_query_ms['pouchdb-server'], 1)} ms.\n\n`;
+  md += `\nFirst view query after the writes (both servers build their index then, as CouchDB does: it indexes the ${N.single + N.bulkReqs * N.batch} documents written): kz ${f(report.first_view_query_ms.kz, 1)} ms, pouchdb-server ${f(report.first_view_query_ms['pouchdb-server'], 1)} ms.\n\n`;
   md += 'Client CPU share (client CPU seconds / wall seconds of the phase; the server is the bottleneck when this is well under 1):\n\n';
   md += '| server | single | bulk | reads | query |\n|---|---:|---:|---:|---:|\n';
   for (const [n, v] of Object.entries(report.client_cpu_share)) md += `| ${n} | ${f(v.single, 2)} | ${f(v.bulk, 2)} | ${f(v.reads, 2)} | ${f(v.query, 2)} |\n`;
@@ -255,8 +255,8 @@ async function main() {
     + `(single ${N.single}, bulk ${N.bulkReqs}×${N.batch}, reads ${N.reads}, queries ${N.queries}) or ${N.secs} s. `
     + 'Raw SQLite: the same documents inserted by bench/db/sqlite_raw.c with kz\'s pragmas (journal_mode=WAL, synchronous=FULL, '
     + 'locking_mode=EXCLUSIVE, page_size=16384), one transaction per single write and one per bulk request, one prepared statement, '
-    + 'one row in one b-tree per document; kz writes, in the same transaction, a revision row, a document row with its '
-    + 'by-sequence index entry, and the document\'s view-index rows (two for these documents) with their index entries. '
+    + 'one row in one b-tree per document; kz writes, in the same transaction, a revision row (with its primary-key index entry) '
+    + 'and a document row with its by-sequence index entry; its view index catches up at the next view query. '
     + 'Durability differs: kz and raw SQLite fsync every commit; pouchdb-server (LevelDB through leveldown) does not sync its writes.\n';
 
   fs.mkdirSync(outDir, { recursive: true });

@@ -499,10 +499,14 @@ int kz_db_store_rev_body(struct kz_db *db, int64_t dbid, const char *docid,
     kz_db_sql_done(db, st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;
   }
+  /* The stored texts are what kz_json_write wrote: the direct reader
+   * takes them (jansson's json_loads was most of a read's time). */
   const char *b = (const char *)sqlite3_column_text(st, 0);
-  *body = json_loads(b, JSON_ALLOW_NUL, NULL);
-  if (atts && sqlite3_column_type(st, 1) != SQLITE_NULL)
-    *atts = json_loads((const char *)sqlite3_column_text(st, 1), JSON_ALLOW_NUL, NULL);
+  *body = b ? kz_db_json_parse(b, (size_t)sqlite3_column_bytes(st, 0)) : NULL;
+  if (atts && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+    const char *a = (const char *)sqlite3_column_text(st, 1);
+    *atts = a ? kz_db_json_parse(a, (size_t)sqlite3_column_bytes(st, 1)) : NULL;
+  }
   kz_db_sql_done(db, st);
   if (!*body || !json_is_object(*body)) {
     json_decref(*body);
