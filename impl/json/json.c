@@ -661,6 +661,22 @@ static int rc_name(struct jp *j, const char **k, size_t *kn) {
   return 0;
 }
 
+/* After a member or an element: a ',' goes on (1), the container's
+ * closing byte ends it (0, the byte written), anything else gives up. */
+static int rc_after(struct recoder *r, char close) {
+  struct jp *j = &r->j;
+  skip_ws(j);
+  if (j->p < j->end && *j->p == ',') {
+    j->p++;
+    return 1;
+  }
+  if (j->p < j->end && *j->p == close) {
+    j->p++;
+    return rc_append(r->out, &close, 1);
+  }
+  return KZ_EPROTO;
+}
+
 static int rc_value(struct recoder *r, size_t depth) {
   struct jp *j = &r->j;
   struct kz_buf *b = r->out;
@@ -719,16 +735,7 @@ static int rc_value(struct recoder *r, size_t depth) {
         if ((rc = rc_value(r, depth + 1))) return rc;
         first = false;
       }
-      skip_ws(j);
-      if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (j->p < j->end && *j->p == '}') {
-        j->p++;
-        return rc_append(b, "}", 1);
-      }
-      return KZ_EPROTO;
+      if ((rc = rc_after(r, '}')) != 1) return rc;
     }
   }
   case '[': {
@@ -742,16 +749,7 @@ static int rc_value(struct recoder *r, size_t depth) {
     }
     for (bool first = true;; first = false) {
       if ((!first && (rc = rc_append(b, ",", 1))) || (rc = rc_value(r, depth + 1))) return rc;
-      skip_ws(j);
-      if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        continue;
-      }
-      if (j->p < j->end && *j->p == ']') {
-        j->p++;
-        return rc_append(b, "]", 1);
-      }
-      return KZ_EPROTO;
+      if ((rc = rc_after(r, ']')) != 1) return rc;
     }
   }
   case '"': {
