@@ -425,15 +425,6 @@ int kz_db_map_run(const struct kz_db_native_view *v, const char *id, const json_
 /* Creates the view tables and empties the index when the native views
  * changed since it was built.  Inside the open transaction.  0/KZ_EIO. */
 int kz_db_views_init(struct kz_db *db);
-/* Re-indexes one document after its winning revision changed (inside
- * the open transaction).
- * winner is the winning revision, NULL when the document is deleted
- * (its rows just go); body is that revision's body when the caller has
- * it parsed (NULL: read from the store); fresh says the document had
- * no live revision before, so it has no rows to remove.
- * 0, KZ_EIO or KZ_ENOMEM. */
-int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
-                          const struct kz_db_rev *winner, const json_t *body, bool fresh);
 /* Brings the view index of database dbid up to update_seq: re-maps
  * the documents changed since the sequence it covers, in transactions
  * of its own (none may be open).  0, KZ_EIO or KZ_ENOMEM. */

@@ -640,7 +640,6 @@ int kz_db_doc_update(struct kz_db *db, const struct kz_db_update_opts *o, json_t
         first_new = i - 1;
         break;
       }
-
     for (int i = first_new; i >= 0 && !rc; i--) {
       int parent = i + 1 < n ? kz_db_tree_find(&t, &p[i + 1]) : -1;
       bool leaf = i == 0;

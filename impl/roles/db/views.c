@@ -204,8 +204,12 @@ static int insert_rows(struct kz_db *db, int64_t dbid, const char *docid, const 
   return rc;
 }
 
-int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
-                          const struct kz_db_rev *winner, const json_t *body, bool fresh) {
+/* Re-indexes one document whose winning revision changed (inside the
+ * open transaction): winner is that revision, NULL when the document
+ * is deleted (its rows just go); fresh says it has no rows to remove.
+ * 0, KZ_EIO or KZ_ENOMEM. */
+static int index_doc(struct kz_db *db, int64_t dbid, const char *docid, const struct kz_db_rev *winner,
+                     bool fresh) {
   int rc = kz_db_store_txn_db(db, dbid);
   if (rc) return rc;
   if (!fresh) {
@@ -227,13 +231,10 @@ int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
     if (s != SQLITE_DONE) return KZ_EIO;
   }
   if (docid[0] == '_' || !winner) return 0; /* design and _local documents are not mapped */
-  json_t *loaded = NULL;
-  if (!body) {
-    rc = kz_db_store_rev_body(db, dbid, docid, winner, &loaded, NULL);
-    if (rc == KZ_ENOENT) return 0;
-    if (rc) return rc;
-    body = loaded;
-  }
+  json_t *body = NULL;
+  rc = kz_db_store_rev_body(db, dbid, docid, winner, &body, NULL);
+  if (rc == KZ_ENOENT) return 0;
+  if (rc) return rc;
   for (size_t i = 0; i < kz_db_native_views_n && !rc; i++) {
     const struct kz_db_native_view *v = &kz_db_native_views[i];
     json_t *rows = NULL;
@@ -250,7 +251,7 @@ int kz_db_views_index_doc(struct kz_db *db, int64_t dbid, const char *docid,
     }
     json_decref(rows);
   }
-  json_decref(loaded);
+  json_decref(body);
   return rc;
 }
 
@@ -303,8 +304,7 @@ static int update_batch(struct kz_db *db, int64_t dbid, int64_t *from, bool *don
       n++;
       if (fresh && deleted) continue;
       if (kz_db_rev_parse(&rev, (const char *)sqlite3_column_text(st, 1))) continue;
-      rc = kz_db_views_index_doc(db, dbid, (const char *)sqlite3_column_text(st, 0), deleted ? NULL : &rev,
-                                 NULL, fresh);
+      rc = index_doc(db, dbid, (const char *)sqlite3_column_text(st, 0), deleted ? NULL : &rev, fresh);
     }
     if (!rc && n < UPDATE_BATCH && s != SQLITE_DONE) rc = KZ_EIO;
     kz_db_sql_done(db, st);
