@@ -141,6 +141,10 @@ struct kz_db_node {
 struct kz_db_tree {
   struct kz_db_node *nodes;
   size_t n, cap;
+  /* The tree is one revision kept in the docs row alone (its body
+   * there, no revs row: see store.c); node 0 is that revision.  A write
+   * that adds to it moves it into revs first (doc_row_update). */
+  bool implied;
 };
 
 void kz_db_tree_free(struct kz_db_tree *t);

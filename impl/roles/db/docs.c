@@ -101,25 +101,50 @@ static int insert_rev_row(struct kz_db *db, int64_t dbid, const char *docid,
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
 
-/* Writes the docs row (winner, deleted, seq) after the tree changed.
- * The view index catches up with it at the next query (views.c). */
-static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid,
-                          const struct kz_db_tree *t, int64_t seq) {
+/* Moves an implied revision (node 0 of t, its body in the docs row)
+ * into revs before the tree grows past it. */
+static int materialize(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t) {
+  if (!t->implied) return 0;
+  const struct kz_db_node *n = &t->nodes[0];
+  sqlite3_stmt *st = kz_db_sql(db,
+                               "INSERT OR IGNORE INTO revs(db, doc, gen, hash, deleted, body, seq)"
+                               " SELECT db, id, ?, ?, ?, body, ? FROM docs WHERE db=? AND id=? AND body IS NOT NULL");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, n->rev.gen);
+  sqlite3_bind_text(st, 2, n->rev.hash, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 3, n->deleted ? 1 : 0);
+  sqlite3_bind_int64(st, 4, n->seq);
+  sqlite3_bind_int64(st, 5, dbid);
+  sqlite3_bind_text(st, 6, docid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  kz_db_sql_done(db, st);
+  if (rc != SQLITE_DONE) return KZ_EIO;
+  t->implied = false;
+  return 0;
+}
+
+/* Writes the docs row (winner, deleted, seq) after the tree changed;
+ * its body column goes NULL (the tree is in revs now).  The view index
+ * catches up with it at the next query (views.c). */
+static int doc_row_update(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t,
+                          int64_t seq) {
   int w = kz_db_tree_winner(t);
   if (w < 0) return KZ_EIO;
+  int rc = materialize(db, dbid, docid, t);
+  if (rc) return rc;
   char rev[96];
   kz_db_rev_format(&t->nodes[w].rev, rev, sizeof rev);
   sqlite3_stmt *st = kz_db_sql(db,
                                "INSERT INTO docs(db, id, seq, rev, deleted) VALUES(?,?,?,?,?)"
                                " ON CONFLICT(db, id) DO UPDATE SET seq=excluded.seq,"
-                               " rev=excluded.rev, deleted=excluded.deleted");
+                               " rev=excluded.rev, deleted=excluded.deleted, body=NULL");
   if (!st) return KZ_EIO;
   sqlite3_bind_int64(st, 1, dbid);
   sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 3, seq);
   sqlite3_bind_text(st, 4, rev, -1, SQLITE_STATIC);
   sqlite3_bind_int(st, 5, t->nodes[w].deleted ? 1 : 0);
-  int rc = sqlite3_step(st);
+  rc = sqlite3_step(st);
   kz_db_sql_done(db, st);
   return rc == SQLITE_DONE ? 0 : KZ_EIO;
 }
@@ -174,6 +199,41 @@ static const char *body_text(struct kz_db *db, const json_t *doc, size_t *len) {
   return (const char *)b->data;
 }
 
+/* The first revision of a document the database has never seen, as
+ * an implied tree: the docs row alone, with the body (see store.c).
+ * *fresh false (nothing written) when the docs row exists, which its
+ * primary key says without loading the tree first: then the tree
+ * decides (a conflict, or a deleted document recreated). */
+static int insert_fresh(struct kz_db *db, int64_t dbid, const char *docid, bool deleted, const char *btxt,
+                        size_t blen, struct kz_db_rev *out, bool *fresh) {
+  *fresh = false;
+  struct kz_db_rev rev = {.gen = 1};
+  kz_db_rev_hash(deleted, NULL, btxt, blen, NULL, 0, rev.hash);
+  int64_t seq = 0;
+  int rc = kz_db_store_next_seq(db, dbid, &seq);
+  if (rc) return rc;
+  char rbuf[96];
+  kz_db_rev_format(&rev, rbuf, sizeof rbuf);
+  sqlite3_stmt *st = kz_db_sql(db, "INSERT INTO docs(db, id, seq, rev, deleted, body) VALUES(?,?,?,?,?,?)");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, dbid);
+  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 3, seq);
+  sqlite3_bind_text(st, 4, rbuf, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 5, deleted ? 1 : 0);
+  sqlite3_bind_text(st, 6, btxt, (int)blen, SQLITE_STATIC);
+  int s = sqlite3_step(st);
+  kz_db_sql_done(db, st);
+  if (s == SQLITE_CONSTRAINT) {
+    kz_db_store_unnext_seq(db, seq);
+    return 0;
+  }
+  if (s != SQLITE_DONE) return KZ_EIO;
+  *out = rev;
+  *fresh = true;
+  return 0;
+}
+
 /* Writes a new revision under `parent` (-1 for a first revision) with
  * the stored body text btxt (NUL-terminated, blen bytes: see body_text)
  * and attachment metadata (owned by the caller).  Returns 0 and
@@ -185,6 +245,13 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
   char *atxt = atts && json_object_size(atts) ? json_dumps(atts, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   int rc = KZ_ENOMEM;
   if (!btxt || (atts && json_object_size(atts) && !atxt)) goto out;
+  if (t->n == 0 && !atxt) {
+    /* A new document without attachments: an implied tree. */
+    bool fresh = false;
+    rc = insert_fresh(db, dbid, docid, deleted, btxt, blen, out, &fresh);
+    if (!rc && !fresh) rc = KZ_EIO; /* its docs row appeared since the tree was loaded */
+    goto out;
+  }
   struct kz_db_rev rev = {.gen = parent >= 0 ? t->nodes[parent].rev.gen + 1 : 1};
   /* A copy: tree_add may move the nodes. */
   struct kz_db_rev prev_copy = parent >= 0 ? t->nodes[parent].rev : (struct kz_db_rev){0};
@@ -207,41 +274,6 @@ static int write_new_rev(struct kz_db *db, int64_t dbid, const char *docid, stru
 out:
   free(atxt);
   return rc;
-}
-
-/* The first revision of a document the database has never seen, as
- * write_new_rev under no parent would write it, without loading its
- * (empty) tree: the docs row goes first and its primary key says
- * whether the document is new.  *fresh false (nothing written) when it
- * is not: then the tree decides (a conflict, or a deleted document
- * recreated). */
-static int insert_fresh(struct kz_db *db, int64_t dbid, const char *docid, bool deleted, const char *btxt,
-                        size_t blen, struct kz_db_rev *out, bool *fresh) {
-  *fresh = false;
-  struct kz_db_node n = {.rev = {.gen = 1}, .parent = -1, .deleted = deleted, .has_body = true, .leaf = true};
-  kz_db_rev_hash(deleted, NULL, btxt, blen, NULL, 0, n.rev.hash);
-  int rc = kz_db_store_next_seq(db, dbid, &n.seq);
-  if (rc) return rc;
-  char rev[96];
-  kz_db_rev_format(&n.rev, rev, sizeof rev);
-  sqlite3_stmt *st = kz_db_sql(db, "INSERT INTO docs(db, id, seq, rev, deleted) VALUES(?,?,?,?,?)");
-  if (!st) return KZ_EIO;
-  sqlite3_bind_int64(st, 1, dbid);
-  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, n.seq);
-  sqlite3_bind_text(st, 4, rev, -1, SQLITE_STATIC);
-  sqlite3_bind_int(st, 5, deleted ? 1 : 0);
-  int s = sqlite3_step(st);
-  kz_db_sql_done(db, st);
-  if (s == SQLITE_CONSTRAINT) {
-    kz_db_store_unnext_seq(db, n.seq);
-    return 0;
-  }
-  if (s != SQLITE_DONE) return KZ_EIO;
-  if ((rc = insert_rev_row(db, dbid, docid, &n, NULL, btxt, NULL))) return rc;
-  *out = n.rev;
-  *fresh = true;
-  return 0;
 }
 
 /* The node a new_edits write extends: the leaf rev names, or without

@@ -10,10 +10,16 @@
  *   dbs    one row per database: id, name, update_seq, creation time;
  *   docs   one row per document: its last update seq, winning revision
  *          and whether the winner is deleted (drives _all_docs, _changes
- *          and the counts);
- *   revs   the full revision tree: every revision with its parent, its
- *          deleted flag, its body (NULL for ancestors known by id only)
- *          and its attachment metadata;
+ *          and the counts), and the body when the document has a single
+ *          revision without attachments (its tree is then implied: one
+ *          node, no revs row; most documents are written once, and this
+ *          is one row and one index entry a document instead of two
+ *          rows and two index entries);
+ *   revs   the full revision tree of every other document: every
+ *          revision with its parent, its deleted flag, its body (NULL
+ *          for ancestors known by id only) and its attachment metadata
+ *          (an implied revision moves here, body and all, when the
+ *          document gets a second one, and docs.body goes NULL);
  *   atts   attachment bodies, content-addressed by MD5 digest per db;
  *   locals _local documents (no tree, no seq).
  * Journal: write-ahead log (WAL) with synchronous=FULL and an
@@ -30,7 +36,7 @@ static const char *const schema[] = {
     " name TEXT UNIQUE NOT NULL, update_seq INTEGER NOT NULL DEFAULT 0,"
     " created INTEGER NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS docs(db INTEGER NOT NULL, id TEXT NOT NULL,"
-    " seq INTEGER NOT NULL, rev TEXT NOT NULL, deleted INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL, rev TEXT NOT NULL, deleted INTEGER NOT NULL, body TEXT,"
     " PRIMARY KEY(db, id)) WITHOUT ROWID",
     "CREATE UNIQUE INDEX IF NOT EXISTS docs_by_seq ON docs(db, seq)",
     "CREATE TABLE IF NOT EXISTS revs(db INTEGER NOT NULL, doc TEXT NOT NULL,"
@@ -41,7 +47,6 @@ static const char *const schema[] = {
     " data BLOB NOT NULL, PRIMARY KEY(db, digest)) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS locals(db INTEGER NOT NULL, id TEXT NOT NULL,"
     " rev INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(db, id)) WITHOUT ROWID",
-    "PRAGMA user_version=1",
 };
 
 /* ------------------------------------------------------------------ */
@@ -182,6 +187,17 @@ int kz_db_sql_exec(struct kz_db *db, const char *sql) {
 
 static void reseed_sqlite(struct kz_db *db);
 
+/* Files of user_version 1 have no docs.body: added (NULL in every row,
+ * which is what a document with its tree in revs has). */
+static int schema_upgrade(struct kz_db *db) {
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT COUNT(*) FROM pragma_table_info('docs') WHERE name='body'");
+  if (!st) return KZ_EIO;
+  bool has = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) > 0;
+  kz_db_sql_done(db, st);
+  if (!has && kz_db_sql_exec(db, "ALTER TABLE docs ADD COLUMN body TEXT")) return KZ_EIO;
+  return kz_db_sql_exec(db, "PRAGMA user_version=2");
+}
+
 /* PRAGMA journal_mode answers with the mode in force: SQLite keeps the
  * old one when it cannot switch. */
 static int set_journal_wal(struct kz_db *db) {
@@ -238,6 +254,10 @@ int kz_db_store_open(struct kz_db *db) {
       kz_db_sql_exec(db, "ROLLBACK");
       goto fail;
     }
+  if (schema_upgrade(db)) {
+    kz_db_sql_exec(db, "ROLLBACK");
+    goto fail;
+  }
   if (kz_db_views_init(db) || kz_db_store_txn_db(db, 0)) {
     db->txn_dbid = 0;
     kz_db_sql_exec(db, "ROLLBACK");
@@ -374,7 +394,8 @@ int kz_db_store_db_counts(struct kz_db *db, struct kz_db_dbinfo *out) {
     out->doc_del_count = sqlite3_column_int64(st, 1);
   }
   kz_db_sql_done(db, st);
-  st = kz_db_sql(db, "SELECT COALESCE(SUM(LENGTH(body)),0) FROM revs WHERE db=?");
+  st = kz_db_sql(db, "SELECT (SELECT COALESCE(SUM(LENGTH(body)),0) FROM revs WHERE db=?1)"
+                     " + (SELECT COALESCE(SUM(LENGTH(body)),0) FROM docs WHERE db=?1)");
   if (!st) return KZ_EIO;
   sqlite3_bind_int64(st, 1, out->id);
   if (sqlite3_step(st) == SQLITE_ROW) out->size_bytes = sqlite3_column_int64(st, 0);
@@ -428,7 +449,33 @@ void kz_db_store_unnext_seq(struct kz_db *db, int64_t seq) {
 
 int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct kz_db_tree *t) {
   memset(t, 0, sizeof *t);
-  sqlite3_stmt *st = kz_db_sql(db,
+  /* The docs row first: no row, no tree; a body there, the tree is that
+   * one revision. */
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT rev, deleted, seq, body IS NOT NULL FROM docs WHERE db=? AND id=?");
+  if (!st) return KZ_EIO;
+  sqlite3_bind_int64(st, 1, dbid);
+  sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW || !sqlite3_column_int(st, 3)) {
+    kz_db_sql_done(db, st);
+    if (rc == SQLITE_DONE) return 0;
+    if (rc != SQLITE_ROW) return KZ_EIO;
+  } else {
+    struct kz_db_node n = {.parent = -1, .has_body = true, .leaf = true};
+    const char *rev = (const char *)sqlite3_column_text(st, 0);
+    n.deleted = sqlite3_column_int(st, 1) != 0;
+    n.seq = sqlite3_column_int64(st, 2);
+    rc = rev ? kz_db_rev_parse(&n.rev, rev) : KZ_EPROTO;
+    kz_db_sql_done(db, st);
+    if (rc) return KZ_EIO;
+    t->nodes = kz_malloc(sizeof *t->nodes);
+    if (!t->nodes) return KZ_ENOMEM;
+    t->nodes[0] = n;
+    t->n = t->cap = 1;
+    t->implied = true;
+    return 0;
+  }
+  st = kz_db_sql(db,
                                "SELECT gen, hash, pgen, phash, deleted, body IS NOT NULL, seq"
                                " FROM revs WHERE db=? AND doc=? ORDER BY gen, hash");
   if (!st) return KZ_EIO;
@@ -436,7 +483,6 @@ int kz_db_store_tree(struct kz_db *db, int64_t dbid, const char *docid, struct k
   sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
   /* Parents are resolved after loading: remember them per node. */
   struct kz_db_rev *parents = NULL;
-  int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (t->n == t->cap) {
       size_t cap = t->cap ? t->cap * 2 : 8;
@@ -487,14 +533,25 @@ int kz_db_store_rev_body(struct kz_db *db, int64_t dbid, const char *docid,
                          const struct kz_db_rev *r, json_t **body, json_t **atts) {
   *body = NULL;
   if (atts) *atts = NULL;
-  sqlite3_stmt *st =
-      kz_db_sql(db, "SELECT body, atts FROM revs WHERE db=? AND doc=? AND gen=? AND hash=?");
+  /* An implied revision's body is in its docs row (no attachments). */
+  char rev[96];
+  kz_db_rev_format(r, rev, sizeof rev);
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT body, NULL FROM docs WHERE db=? AND id=? AND rev=? AND body IS NOT NULL");
   if (!st) return KZ_EIO;
   sqlite3_bind_int64(st, 1, dbid);
   sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 3, r->gen);
-  sqlite3_bind_text(st, 4, r->hash, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, rev, -1, SQLITE_STATIC);
   int rc = sqlite3_step(st);
+  if (rc == SQLITE_DONE) {
+    kz_db_sql_done(db, st);
+    st = kz_db_sql(db, "SELECT body, atts FROM revs WHERE db=? AND doc=? AND gen=? AND hash=?");
+    if (!st) return KZ_EIO;
+    sqlite3_bind_int64(st, 1, dbid);
+    sqlite3_bind_text(st, 2, docid, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, r->gen);
+    sqlite3_bind_text(st, 4, r->hash, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  }
   if (rc != SQLITE_ROW || sqlite3_column_type(st, 0) == SQLITE_NULL) {
     kz_db_sql_done(db, st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? KZ_ENOENT : KZ_EIO;

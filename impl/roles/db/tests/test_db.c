@@ -684,6 +684,92 @@ START_TEST(test_bulk_docs_text_path) {
 }
 END_TEST
 
+/* A document written once keeps its single revision in its docs row
+ * (an implied tree, no revs row); every read sees it as a tree of one,
+ * and the second revision, a graft from replication or an attachment
+ * moves it into revs with its body.  A file from before docs.body
+ * (user_version 1) gets the column when opened and reads as before. */
+START_TEST(test_implied_trees) {
+  req_ok(201, "PUT", "/it", NULL);
+  req_ok(201, "POST", "/it/_bulk_docs", "{\"docs\":[{\"_id\":\"a\",\"v\":1},{\"_id\":\"b\",\"v\":2},{\"_id\":\"c\",\"v\":3}]}");
+  struct th_resp *r = req_ok(201, "PUT", "/it/d", "{\"v\":4}");
+  char rev_d1[64];
+  snprintf(rev_d1, sizeof rev_d1, "%s", th_str(r, "rev"));
+  struct kz_db *db = th_db(&T);
+  sqlite3_stmt *st = kz_db_sql(db, "SELECT COUNT(*) FROM revs");
+  ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+  ck_assert_int_eq(sqlite3_column_int(st, 0), 0); /* all four implied */
+  kz_db_sql_done(db, st);
+  r = req_ok(200, "GET", "/it", NULL); /* their bodies count in the sizes */
+  ck_assert_int_eq(json_integer_value(json_object_get(json_object_get(r->json, "sizes"), "external")),
+                   4 * (int)strlen("{\"v\":1}"));
+  r = req_ok(200, "GET", "/it/a?revs=true&revs_info=true&conflicts=true", NULL);
+  ck_assert_int_eq(th_int(r, "v"), 1);
+  ck_assert_int_eq(json_array_size(json_object_get(json_object_get(r->json, "_revisions"), "ids")), 1);
+  char rev_a1[64];
+  snprintf(rev_a1, sizeof rev_a1, "%s", th_str(r, "_rev"));
+  /* A second revision of a: the first moves into revs and stays readable. */
+  r = th_reqf(&T, "PUT", "/it/a", "{\"_rev\":\"%s\",\"v\":10}", rev_a1);
+  ck_assert_int_eq(r->status, 201);
+  char target[160];
+  snprintf(target, sizeof target, "/it/a?rev=%s", rev_a1);
+  r = req_ok(200, "GET", target, NULL);
+  ck_assert_int_eq(th_int(r, "v"), 1);
+  r = req_ok(200, "GET", "/it/a?revs=true", NULL);
+  ck_assert_int_eq(th_int(r, "v"), 10);
+  ck_assert_int_eq(json_array_size(json_object_get(json_object_get(r->json, "_revisions"), "ids")), 2);
+  /* A graft on b (replication): a conflict between two leaves. */
+  r = req_ok(200, "GET", "/it/b", NULL);
+  char rev_b1[64];
+  snprintf(rev_b1, sizeof rev_b1, "%s", th_str(r, "_rev"));
+  r = th_reqf(&T, "POST", "/it/_bulk_docs",
+              "{\"new_edits\":false,\"docs\":[{\"_id\":\"b\",\"_rev\":\"1-ffffffffffffffffffffffffffffffff\",\"v\":22}]}");
+  ck_assert_int_eq(r->status, 201);
+  r = req_ok(200, "GET", "/it/b?conflicts=true", NULL);
+  ck_assert_str_eq(th_str(r, "_rev"), "1-ffffffffffffffffffffffffffffffff");
+  ck_assert_int_eq(json_array_size(json_object_get(r->json, "_conflicts")), 1);
+  ck_assert_str_eq(json_string_value(json_array_get(json_object_get(r->json, "_conflicts"), 0)), rev_b1);
+  snprintf(target, sizeof target, "/it/b?rev=%s", rev_b1);
+  r = req_ok(200, "GET", target, NULL);
+  ck_assert_int_eq(th_int(r, "v"), 2);
+  /* An attachment on c. */
+  r = req_ok(200, "GET", "/it/c", NULL);
+  snprintf(target, sizeof target, "/it/c/n.txt?rev=%s", th_str(r, "_rev"));
+  r = th_req_h(&T, "PUT", target, "Content-Type: text/plain\r\n", "hello", 5);
+  ck_assert_int_eq(r->status, 201);
+  r = req_ok(200, "GET", "/it/c/n.txt", NULL);
+  ck_assert_int_eq(r->body.len, 5);
+  r = req_ok(200, "GET", "/it/c?revs=true", NULL);
+  ck_assert_int_eq(th_int(r, "v"), 3);
+  /* Deleting d, implied, and its changes. */
+  snprintf(target, sizeof target, "/it/d?rev=%s", rev_d1);
+  req_ok(200, "DELETE", target, NULL);
+  req_ok(404, "GET", "/it/d", NULL);
+  snprintf(target, sizeof target, "/it/d?rev=%s", rev_d1);
+  r = req_ok(200, "GET", target, NULL);
+  ck_assert_int_eq(th_int(r, "v"), 4);
+  r = req_ok(200, "GET", "/it/_changes?style=all_docs", NULL);
+  ck_assert_int_eq(json_array_size(json_object_get(r->json, "results")), 4);
+  r = req_ok(200, "GET", "/it", NULL);
+  ck_assert_int_eq(th_int(r, "doc_count"), 3);
+  ck_assert_int_eq(th_int(r, "doc_del_count"), 1);
+  /* An old file: no docs.body.  Implied rows cannot exist there; the
+   * upgrade adds the column and the documents read as before. */
+  ck_assert_int_eq(kz_db_sql_exec(db, "DELETE FROM docs WHERE body IS NOT NULL"), 0);
+  ck_assert_int_eq(kz_db_sql_exec(db, "ALTER TABLE docs DROP COLUMN body"), 0);
+  ck_assert_int_eq(kz_db_sql_exec(db, "PRAGMA user_version=1"), 0);
+  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
+  kz_sim_run_for(T.sim, 10 * MS);
+  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
+  kz_sim_run_for(T.sim, 10 * MS);
+  r = req_ok(200, "GET", "/it/a", NULL);
+  ck_assert_int_eq(th_int(r, "v"), 10);
+  req_ok(201, "PUT", "/it/e", "{\"v\":5}");
+  r = req_ok(200, "GET", "/it/e", NULL);
+  ck_assert_int_eq(th_int(r, "v"), 5);
+}
+END_TEST
+
 /* Replication's write path: new_edits=false grafts given revisions,
  * which builds conflicts; the winner follows CouchDB's rule. */
 START_TEST(test_new_edits_false_conflicts) {
@@ -1201,6 +1287,7 @@ static Suite *db_suite(void) {
   tcase_add_test(tc, test_bulk_docs);
   tcase_add_test(tc, test_bulk_docs_streamed);
   tcase_add_test(tc, test_bulk_docs_text_path);
+  tcase_add_test(tc, test_implied_trees);
   tcase_add_test(tc, test_new_edits_false_conflicts);
   tcase_add_test(tc, test_revs_diff_bulk_get);
   tc = kz_tcase(s, "changes", 30);
