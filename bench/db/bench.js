@@ -255,10 +255,11 @@ async function main() {
   md += '\nMethod: one C client (libcurl, one keep-alive connection, requests in sequence) drives both servers with the same '
     + 'requests and documents (Kazoo-like device documents of about 560 bytes, bench/db/docgen.h). Each phase stops after its count '
     + `(single ${N.single}, bulk ${N.bulkReqs}×${N.batch}, reads ${N.reads}, queries ${N.queries}) or ${N.secs} s. `
-    + 'Raw SQLite: the same documents inserted by bench/db/sqlite_raw.c with kz\'s pragmas (journal_mode=WAL, synchronous=FULL, '
+    + 'Raw SQLite: the same documents inserted by bench/db/sqlite_raw.c with kz\'s pragmas (journal_mode=WAL, synchronous=FULL, cache_size 8 MiB, '
     + 'locking_mode=EXCLUSIVE, page_size=16384), one transaction per single write and one per bulk request, one prepared statement, '
-    + 'one row in one b-tree per document; kz writes, in the same transaction, a revision row (with its primary-key index entry) '
-    + 'and a document row with its by-sequence index entry; its view index catches up at the next view query. '
+    + 'one row in one b-tree per document; kz writes, in the same transaction, a document row (with the body while the document has '
+    + 'one revision, else a revision row with its primary-key index entry too) and its by-sequence index entry; its view index '
+    + 'catches up at the next view query. '
     + 'Durability differs: kz and raw SQLite fsync every commit; pouchdb-server (LevelDB through leveldown) does not sync its writes.\n';
 
   fs.mkdirSync(outDir, { recursive: true });

@@ -67,6 +67,8 @@ int main(int argc, char **argv) {
   exec(db, "PRAGMA page_size=16384");
   exec(db, pragma);
   exec(db, "PRAGMA synchronous=FULL");
+  exec(db, "PRAGMA temp_store=MEMORY");
+  exec(db, "PRAGMA cache_size=-8192");
   /* A document table shaped like kz's docs+revs, reduced to one row. */
   exec(db, "CREATE TABLE docs(id TEXT PRIMARY KEY, seq INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID");
   sqlite3_stmt *ins, *begin, *commit;
