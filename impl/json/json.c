@@ -100,7 +100,9 @@ struct jp {
   size_t max_depth;
 };
 
-static void skip_ws(struct jp *j) {
+static inline void skip_ws(struct jp *j) {
+  /* Compact text has none: one comparison says so. */
+  if (j->p < j->end && (unsigned char)*j->p > ' ') return;
   while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++;
 }
 
@@ -753,6 +755,14 @@ static int rc_value(struct recoder *r, size_t depth) {
     }
   }
   case '"': {
+    /* Plain ASCII to the closing quote, the common case: copied as it
+     * is, quotes and all. */
+    const char *q = plain_run(j->p + 1, j->end);
+    if (q < j->end && *q == '"') {
+      rc = rc_append(b, j->p, (size_t)(q + 1 - j->p));
+      j->p = q + 1;
+      return rc;
+    }
     const char *s;
     size_t n;
     if ((rc = string(j, &s, &n))) return rc;
