@@ -69,6 +69,20 @@ long kz_slice_find_char(struct kz_slice s, char c) {
   return q ? (long)(q - s.p) : -1;
 }
 
+size_t kz_i64_to_dec(int64_t v, char out[KZ_I64_DEC_MAX]) {
+  char tmp[KZ_I64_DEC_MAX];
+  size_t i = sizeof tmp;
+  /* Through unsigned so the most negative value works too. */
+  uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
+  do {
+    tmp[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (v < 0) tmp[--i] = '-';
+  memcpy(out, tmp + i, sizeof tmp - i);
+  return sizeof tmp - i;
+}
+
 int kz_slice_to_u64(struct kz_slice s, uint64_t max, uint64_t *out) {
   if (!s.len) return KZ_EPROTO;
   uint64_t v = 0;

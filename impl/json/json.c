@@ -505,17 +505,8 @@ static int wr_byte(struct kz_buf *b, char c) {
 }
 
 static int wr_int(struct kz_buf *b, json_int_t v) {
-  char tmp[24];
-  size_t i = sizeof tmp;
-  /* Through unsigned so the most negative value works too. */
-  unsigned long long u = v < 0 ? 0ull - (unsigned long long)v
-                               : (unsigned long long)v;
-  do {
-    tmp[--i] = (char)('0' + u % 10);
-    u /= 10;
-  } while (u);
-  if (v < 0) tmp[--i] = '-';
-  return kz_buf_append(b, tmp + i, sizeof tmp - i) ? WR_NOMEM : WR_OK;
+  char tmp[KZ_I64_DEC_MAX];
+  return kz_buf_append(b, tmp, kz_i64_to_dec(v, tmp)) ? WR_NOMEM : WR_OK;
 }
 
 static int wr_value(struct writer *w, const json_t *v) {

@@ -1,5 +1,6 @@
 /* test_buf.c — slices and growable buffers, with allocation-failure sweeps. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core_tests.h"
@@ -56,6 +57,19 @@ START_TEST(slice_trim) {
   ck_assert_uint_eq(kz_slice_trim(KZ_SLICE_NULL).len, 0);
   /* Other control characters are content. */
   ck_assert(kz_slice_eq_cstr(kz_slice_trim(KZ_SLICE_LIT("\v x \f")), "\v x \f"));
+}
+END_TEST
+
+/* Decimal text of every edge of int64_t, as printf writes it. */
+START_TEST(i64_to_dec) {
+  static const int64_t vals[] = {0, 1, -1, 9, 10, -10, 99, 100, 1234567890123LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+  for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+    char got[KZ_I64_DEC_MAX + 1], want[32];
+    size_t n = kz_i64_to_dec(vals[i], got);
+    got[n] = 0;
+    snprintf(want, sizeof want, "%lld", (long long)vals[i]);
+    ck_assert_str_eq(got, want);
+  }
 }
 END_TEST
 
@@ -260,6 +274,7 @@ void kz_core_test_buf(Suite *s) {
   tcase_add_test(tc, slice_basics);
   tcase_add_test(tc, slice_trim);
   tcase_add_test(tc, slice_to_u64);
+  tcase_add_test(tc, i64_to_dec);
   tcase_add_test(tc, buf_append);
   tcase_add_test(tc, buf_printf);
   tcase_add_test(tc, buf_consume);

@@ -750,9 +750,7 @@ int kz_db_doc_update_text(struct kz_db *db, const struct kz_db_update_opts *o, c
   kz_buf_reset(b);
   int rc = kz_json_recode(b, text, len, KZ_JSON_ALLOW_NUL | KZ_JSON_OBJECT_ONLY, KZ_DB_JSON_DEPTH, take_member, &m,
                           used);
-  if (rc) return rc == KZ_ENOMEM ? rc : 0;
-  if ((rc = kz_buf_reserve(b, 1))) return rc;
-  b->data[b->len] = 0; /* the stored text, as body_text leaves it */
+  if (rc) return rc == KZ_ENOMEM ? rc : 0; /* else b holds the stored text, NUL-terminated as any kz_buf */
   /* The id and rev as C strings (longer ones go the general way). */
   char idbuf[256], revbuf[KZ_DB_REV_HASH_MAX + 32];
   const char *id = o->docid;

@@ -30,22 +30,16 @@ int kz_db_rev_parse(struct kz_db_rev *out, const char *s) {
 
 void kz_db_rev_format(const struct kz_db_rev *r, char *buf, size_t len) {
   /* By hand: snprintf was a visible share of a bulk write (two a document). */
-  char tmp[24];
-  size_t n = 0;
-  unsigned long long g = r->gen < 0 ? 0ull - (unsigned long long)r->gen : (unsigned long long)r->gen;
-  do {
-    tmp[n++] = (char)('0' + g % 10);
-    g /= 10;
-  } while (g);
-  if (r->gen < 0) tmp[n++] = '-';
-  size_t h = strnlen(r->hash, sizeof r->hash);
   if (!len) return;
-  size_t o = 0;
-  while (n && o + 1 < len) buf[o++] = tmp[--n];
-  if (o + 1 < len) buf[o++] = '-';
-  size_t c = h < len - 1 - o ? h : len - 1 - o;
-  memcpy(buf + o, r->hash, c);
-  buf[o + c] = 0;
+  char gen[KZ_I64_DEC_MAX + 1];
+  size_t n = kz_i64_to_dec(r->gen, gen);
+  gen[n++] = '-';
+  size_t a = n < len - 1 ? n : len - 1;
+  memcpy(buf, gen, a);
+  size_t h = strnlen(r->hash, sizeof r->hash);
+  size_t c = h < len - 1 - a ? h : len - 1 - a;
+  memcpy(buf + a, r->hash, c);
+  buf[a + c] = 0;
 }
 
 void kz_db_tree_free(struct kz_db_tree *t) {

@@ -36,6 +36,10 @@ long kz_slice_find_char(struct kz_slice s, char c);
 /* Parses an unsigned decimal that fills the whole slice.
  * Returns 0, KZ_EPROTO (empty or not all digits) or KZ_ERANGE (> max). */
 int kz_slice_to_u64(struct kz_slice s, uint64_t max, uint64_t *out);
+/* Writes v in decimal ("-" for negatives, INT64_MIN included) to out,
+ * without a NUL, and returns the length (at most KZ_I64_DEC_MAX). */
+#define KZ_I64_DEC_MAX 20
+size_t kz_i64_to_dec(int64_t v, char out[KZ_I64_DEC_MAX]);
 /* Copies into a NUL-terminated heap string (kz_malloc); NULL on ENOMEM. */
 char *kz_slice_dup(struct kz_slice s);
 
