@@ -46,6 +46,13 @@ void th_init(struct th *th, uint64_t seed, const struct kz_db_cfg *cfg) {
 
 struct kz_db *th_db(struct th *th) { return kz_sim_proc_instance(th->dbp); }
 
+void th_crash_restart(struct th *th) {
+  ck_assert_int_eq(kz_sim_host_crash(th->dbh), 0);
+  kz_sim_run_for(th->sim, 10 * MS);
+  ck_assert_int_eq(kz_sim_host_restart(th->dbh), 0);
+  kz_sim_run_for(th->sim, 10 * MS);
+}
+
 void th_add_db2_cfg(struct th *th, const struct kz_db_cfg *cfg) {
   th->cfg2 = *cfg;
   if (!th->cfg2.listen.family) th->cfg2.listen = kz_addr_v4(0, TH_DB_PORT);

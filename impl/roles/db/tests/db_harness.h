@@ -58,6 +58,9 @@ struct th {
 void th_init(struct th *th, uint64_t seed, const struct kz_db_cfg *cfg);
 void th_free(struct th *th);
 struct kz_db *th_db(struct th *th);
+/* Power-cuts the db's host (writes it did not sync are lost) and boots
+ * it again, 10 ms of virtual time after each. */
+void th_crash_restart(struct th *th);
 /* Adds a second db host (TH_DB2_IP, same cfg) for replication tests. */
 void th_add_db2(struct th *th);
 /* The same with db2's own configuration (copied; listen defaults to :5984). */

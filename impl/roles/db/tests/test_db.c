@@ -758,10 +758,7 @@ START_TEST(test_implied_trees) {
   ck_assert_int_eq(kz_db_sql_exec(db, "DELETE FROM docs WHERE body IS NOT NULL"), 0);
   ck_assert_int_eq(kz_db_sql_exec(db, "ALTER TABLE docs DROP COLUMN body"), 0);
   ck_assert_int_eq(kz_db_sql_exec(db, "PRAGMA user_version=1"), 0);
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   r = req_ok(200, "GET", "/it/a", NULL);
   ck_assert_int_eq(th_int(r, "v"), 10);
   req_ok(201, "PUT", "/it/e", "{\"v\":5}");
@@ -1098,10 +1095,7 @@ START_TEST(test_restart_keeps_data) {
   char rev[128];
   put_doc("rs", "k", "{\"v\":42}", rev);
   req_ok(201, "PUT", "/rs/_local/l", "{\"x\":1}");
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   struct th_resp *r = req_ok(200, "GET", "/rs/k", NULL);
   ck_assert_str_eq(th_str(r, "_rev"), rev);
   ck_assert_int_eq(th_int(r, "v"), 42);

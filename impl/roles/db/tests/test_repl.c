@@ -222,10 +222,7 @@ START_TEST(test_replicator_restart_resumes) {
   }
   struct th_resp *r = replicate(DB1, "{\"source\":\"r\",\"target\":\"" DB2_URL "/r\",\"create_target\":true}");
   ck_assert_int_eq(hist(r, "docs_read"), 30);
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   on(DB1, 201, "PUT", "/r/new", "{}");
   r = replicate(DB1, "{\"source\":\"r\",\"target\":\"" DB2_URL "/r\"}");
   ck_assert_int_eq(hist(r, "docs_read"), 1);

@@ -439,20 +439,14 @@ START_TEST(test_index_durable_and_conflicts) {
   struct th_resp *r = view(200, path, NULL);
   ck_assert_int_eq(json_array_size(rows(r)), 1);
   ck_assert_str_eq(row_str(r, 0, "key"), "two");
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   r = view(200, path, NULL);
   ck_assert_int_eq(json_array_size(rows(r)), 1);
   ck_assert_str_eq(row_str(r, 0, "key"), "two");
   /* A stale index version is rebuilt at open. */
   ck_assert_int_eq(kz_db_sql_exec(th_db(&T), "UPDATE kv SET value='0' WHERE name='views_version'"), 0);
   ck_assert_int_eq(kz_db_sql_exec(th_db(&T), "DELETE FROM vrows"), 0);
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   r = view(200, path, NULL);
   ck_assert_int_eq(json_array_size(rows(r)), 1);
   /* An index in an older layout (version 2 clustered vrows WITHOUT
@@ -466,10 +460,7 @@ START_TEST(test_index_durable_and_conflicts) {
                    0);
   ck_assert_int_eq(kz_db_sql_exec(db, "CREATE INDEX vrows_by_doc ON vrows(db, doc)"), 0);
   ck_assert_int_eq(kz_db_sql_exec(db, "UPDATE kv SET value='2' WHERE name='views_version'"), 0);
-  ck_assert_int_eq(kz_sim_host_crash(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
-  ck_assert_int_eq(kz_sim_host_restart(T.dbh), 0);
-  kz_sim_run_for(T.sim, 10 * MS);
+  th_crash_restart(&T);
   db = th_db(&T);
   sqlite3_stmt *st = kz_db_sql(db, "SELECT sql FROM sqlite_master WHERE name='vrows'");
   ck_assert_ptr_nonnull(st);
