@@ -1326,6 +1326,28 @@ START_TEST(test_nat_keepalive) {
 }
 END_TEST
 
+/* Sends, from UA `who`, an INVITE for sip:<user>@REALM whose Via
+ * sent-by is `sent_by` and whose Contact is `contact` (From
+ * <sip:<from>@REALM>;tag=t-<user>, Call-ID call-<user>@test), and puts
+ * in c the Contact the first media server received. */
+static void invite_contact_seen(struct world *w, int who, const char *from, const char *user, const char *sent_by,
+                                const char *contact, char *c, size_t n) {
+  char inv[2000], ruri[96];
+  snprintf(ruri, sizeof ruri, "INVITE sip:%s@" REALM, user);
+  snprintf(inv, sizeof inv,
+           "%s SIP/2.0\r\n"
+           "Via: SIP/2.0/UDP %s;branch=z9hG4bK-contact-%s;rport\r\n"
+           "Max-Forwards: 70\r\nFrom: <sip:%s@" REALM ">;tag=t-%s\r\nTo: <sip:%s@" REALM ">\r\n"
+           "Call-ID: call-%s@test\r\nCSeq: 1 INVITE\r\nContact: %s\r\n"
+           "Content-Length: 0\r\n\r\n",
+           ruri, sent_by, user, from, user, user, user, contact);
+  send_raw(w, who, inv);
+  run(w, 50 * MS);
+  const char *fi = find_msg(w, FS1, 0, ruri);
+  ck_assert_ptr_nonnull(fi);
+  ck_assert(hdr_value(fi, "Contact", c, n));
+}
+
 /* A NATed phone's INVITE reaches the media server with ;alias= on its
  * Contact (set_contact_alias); the media server's BYE to that Contact
  * is sent to the alias address with the parameter removed
@@ -1335,19 +1357,8 @@ END_TEST
 START_TEST(test_nat_invite_contact_alias) {
   struct world *w = world_new(1);
   world_start(w);
-  char inv[2000];
-  snprintf(inv, sizeof inv,
-           "INVITE sip:2000@" REALM " SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-natinv1;rport\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:nat@" REALM ">;tag=nat1\r\nTo: <sip:2000@" REALM ">\r\n"
-           "Call-ID: call-natinv@test\r\nCSeq: 1 INVITE\r\nContact: <sip:nat@192.168.1.20:5062>\r\n"
-           "Content-Length: 0\r\n\r\n");
-  send_raw(w, NATPH, inv);
-  run(w, 50 * MS);
-  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2000@" REALM);
-  ck_assert_ptr_nonnull(fi);
-  char c[300];
-  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  char inv[2000], c[300];
+  invite_contact_seen(w, NATPH, "nat", "2000", "192.168.1.20:5062", "<sip:nat@192.168.1.20:5062>", c, sizeof c);
   ck_assert_str_eq(c, "<sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1>");
   /* The answer went back to the public address (received/rport). */
   ck_assert_ptr_nonnull(find_msg(w, NATPH, 0, "SIP/2.0 200"));
@@ -1356,8 +1367,8 @@ START_TEST(test_nat_invite_contact_alias) {
   snprintf(bye, sizeof bye,
            "BYE sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1 SIP/2.0\r\n"
            "Via: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-fsbye1\r\nRoute: <sip:" PROXY_IP ":5060;lr>\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:2000@" REALM ">;tag=uatag1\r\nTo: <sip:nat@" REALM ">;tag=nat1\r\n"
-           "Call-ID: call-natinv@test\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+           "Max-Forwards: 70\r\nFrom: <sip:2000@" REALM ">;tag=uatag1\r\nTo: <sip:nat@" REALM ">;tag=t-2000\r\n"
+           "Call-ID: call-2000@test\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
   int mark = w->logs[FS1].n;
   send_raw(w, FS1, bye);
   run(w, 50 * MS);
@@ -1372,23 +1383,14 @@ START_TEST(test_nat_invite_contact_alias) {
   build_invite(ALICE, "sip:2001@" REALM, "call-nonat@test", 1, inv, sizeof inv);
   send_raw(w, ALICE, inv);
   run(w, 50 * MS);
-  fi = find_msg(w, FS1, 0, "INVITE sip:2001@" REALM);
+  const char *fi = find_msg(w, FS1, 0, "INVITE sip:2001@" REALM);
   ck_assert_ptr_nonnull(fi);
   ck_assert(hdr_value(fi, "Contact", c, sizeof c));
   ck_assert_str_eq(c, "<sip:alice@192.0.2.10:5060>");
   /* The same source written with leading zeros (RFC 3261's IPv4address
    * allows them; decimal, as Kamailio reads them): not NATed either. */
-  snprintf(inv, sizeof inv,
-           "INVITE sip:2002@" REALM " SIP/2.0\r\n"
-           "Via: SIP/2.0/UDP 192.000.002.010:5060;branch=z9hG4bK-zeros1;rport\r\n"
-           "Max-Forwards: 70\r\nFrom: <sip:alice@" REALM ">;tag=z1\r\nTo: <sip:2002@" REALM ">\r\n"
-           "Call-ID: call-zeros@test\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@192.000.002.010:5060>\r\n"
-           "Content-Length: 0\r\n\r\n");
-  send_raw(w, ALICE, inv);
-  run(w, 50 * MS);
-  fi = find_msg(w, FS1, 0, "INVITE sip:2002@" REALM);
-  ck_assert_ptr_nonnull(fi);
-  ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+  invite_contact_seen(w, ALICE, "alice", "2002", "192.000.002.010:5060", "<sip:alice@192.000.002.010:5060>", c,
+                      sizeof c);
   ck_assert_str_eq(c, "<sip:alice@192.000.002.010:5060>");
 
   /* A name-addr with URI parameters and header parameters, and an
@@ -1403,20 +1405,9 @@ START_TEST(test_nat_invite_contact_alias) {
       "<sip:nat@192.168.1.20:5062;alias=198.51.100.7~5060~1>;expires=3600",
   };
   for (int i = 0; i < 2; i++) {
-    char ruri[64];
-    snprintf(ruri, sizeof ruri, "INVITE sip:30%d@" REALM, i);
-    snprintf(inv, sizeof inv,
-             "%s SIP/2.0\r\n"
-             "Via: SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bK-natinv-s%d;rport\r\n"
-             "Max-Forwards: 70\r\nFrom: <sip:nat@" REALM ">;tag=nat2\r\nTo: <sip:30%d@" REALM ">\r\n"
-             "Call-ID: call-natshape-%d@test\r\nCSeq: 1 INVITE\r\nContact: %s\r\n"
-             "Content-Length: 0\r\n\r\n",
-             ruri, i, i, i, in[i]);
-    send_raw(w, NATPH, inv);
-    run(w, 50 * MS);
-    fi = find_msg(w, FS1, 0, ruri);
-    ck_assert_ptr_nonnull(fi);
-    ck_assert(hdr_value(fi, "Contact", c, sizeof c));
+    char user[8];
+    snprintf(user, sizeof user, "30%d", i);
+    invite_contact_seen(w, NATPH, "nat", user, "192.168.1.20:5062", in[i], c, sizeof c);
     ck_assert_str_eq(c, want[i]);
   }
   world_free(w);
